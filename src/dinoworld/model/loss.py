@@ -1,0 +1,25 @@
+"""Training objective (paper Eq. 6) and the copy-last baseline."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: Smooth-L1 transition point of the paper (App. A.2).
+BETA = 0.1
+
+
+def prediction_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = BETA) -> torch.Tensor:
+    """Element-wise smooth L1 (β = 0.1) averaged over every predicted token and channel."""
+    return F.smooth_l1_loss(pred.float(), target.float(), beta=beta)
+
+
+def copy_last_prediction(context: torch.Tensor, context_times: torch.Tensor, query_times: torch.Tensor) -> torch.Tensor:
+    """The copy-last baseline: each query gets the latest context frame strictly before it.
+
+    context ``(B, T, H, W, D)``, times ``(B, T)`` / ``(B, Tq)`` -> ``(B, Tq, H, W, D)``.
+    """
+    earlier = context_times[:, None, :] < query_times[:, :, None]  # (B, Tq, T)
+    masked = torch.where(earlier, context_times[:, None, :].double(), -torch.inf)
+    idx = masked.argmax(dim=-1)  # (B, Tq): latest earlier frame (frame 0 if none)
+    return torch.stack([context[b, idx[b]] for b in range(context.shape[0])])

@@ -1,0 +1,310 @@
+"""The DINO-world predictor: a stack of pre-norm cross-attention blocks (paper §3.2, App. A.1).
+
+Every output token starts from one learnable query embedding shared by all queries; it learns
+*where and when* it is only through the 3-axial RoPE of its coordinates ``(t, y, x)``. Queries
+never attend to each other, only to the context tokens (encoder patch tokens projected to the
+model width), and a query at time ``τ'`` only sees context frames with ``τ < τ'`` (Eq. 2).
+
+Call contract (stable, relied on by training, rollouts and planning)::
+
+    predictor(context, context_times, query_times, actions=None) -> (B, Tq, H, W, D)
+
+with ``context (B, T, H, W, D)``, ``context_times (B, T)`` and ``query_times (B, Tq)`` in seconds.
+Teacher forcing is the special case ``query_times = context_times[:, 1:]``.
+
+Optional action blocks (paper §3.3): one after each block, ``q <- q + γ·MLP(LN([q, a]))`` with the
+layer scale ``γ`` initialised to zero (identity at start); actions enter through a single
+``Linear(A -> D')``. The action MLP maps ``2D' -> D' -> D'``; on ``base`` with 10-d actions this adds
+21.3M parameters (the paper says "approximately 22M").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..errors import UserError
+from .rope import apply_rope, rope_angles, rope_periods, token_coords
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Architecture of a predictor. Sizes in :data:`SIZES`; every field can be overridden."""
+
+    in_dim: int = 768  #: encoder feature width D (768 for DINOv2 ViT-B)
+    dim: int = 768  #: model width D'
+    depth: int = 12  #: number of cross-attention blocks N
+    num_heads: int = 12  #: attention heads (head dim = dim / num_heads; 64 in all paper sizes)
+    mlp_ratio: float = 4.0  #: MLP hidden width = mlp_ratio * dim
+    action_dim: int = 0  #: action width A; 0 means no action blocks
+    rope_freqs: int = 10  #: periods per RoPE axis; rotates 6 * rope_freqs channels of each head
+    rope_min_period: float = 1e-2  #: shortest RoPE period (seconds for time, grid units for space)
+    rope_max_period: float = 1e2  #: longest RoPE period
+
+    def __post_init__(self) -> None:
+        if self.dim % self.num_heads:
+            raise UserError(f"predictor dim {self.dim} is not divisible by num_heads {self.num_heads}")
+        if 6 * self.rope_freqs > self.head_dim:
+            raise UserError(
+                f"RoPE needs 6*rope_freqs={6 * self.rope_freqs} channels but heads have {self.head_dim}; "
+                "lower rope_freqs or num_heads"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PredictorConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise UserError(f"unknown predictor config keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+#: Paper Table 5 (base/large/giant) plus small CPU-friendly sizes. Head dim is 64 everywhere.
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": dict(dim=128, depth=2, num_heads=2),
+    "small": dict(dim=384, depth=6, num_heads=6),
+    "base": dict(dim=768, depth=12, num_heads=12),
+    "large": dict(dim=1024, depth=24, num_heads=16),
+    "giant": dict(dim=1536, depth=40, num_heads=24),
+}
+
+
+def predictor_config(size: str | PredictorConfig | dict = "base", **overrides: Any) -> PredictorConfig:
+    """Resolve a size name, a dict or a config, then apply keyword overrides."""
+    if isinstance(size, PredictorConfig):
+        return replace(size, **overrides)
+    if isinstance(size, dict):
+        return PredictorConfig.from_dict({**size, **overrides})
+    if size not in SIZES:
+        raise UserError(f"unknown predictor size {size!r}; choose one of {', '.join(SIZES)} or pass a config")
+    return PredictorConfig.from_dict({**SIZES[size], **overrides})
+
+
+def _init_weights(module: nn.Module) -> None:
+    """Truncated-normal (std 0.02) linear weights, zero biases, unit LayerNorms, zero action γ."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, ActionBlock):
+            nn.init.zeros_(m.gamma)
+
+
+class Mlp(nn.Sequential):
+    def __init__(self, d_in: int, d_hidden: int, d_out: int) -> None:
+        super().__init__(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_out))
+
+
+class CrossAttentionBlock(nn.Module):
+    """``q <- q + CrossAttn(LN(q), ctx)``; ``q <- q + MLP(LN(q))``."""
+
+    def __init__(self, cfg: PredictorConfig) -> None:
+        super().__init__()
+        self.num_heads = cfg.num_heads
+        self.norm1 = nn.LayerNorm(cfg.dim)
+        self.q = nn.Linear(cfg.dim, cfg.dim)
+        self.kv = nn.Linear(cfg.dim, 2 * cfg.dim)
+        self.proj = nn.Linear(cfg.dim, cfg.dim)
+        self.norm2 = nn.LayerNorm(cfg.dim)
+        self.mlp = Mlp(cfg.dim, int(cfg.dim * cfg.mlp_ratio), cfg.dim)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, dim) -> (B, h, N, hd)
+        b, n, _ = x.shape
+        return x.view(b, n, self.num_heads, -1).transpose(1, 2)
+
+    def context_kv(self, ctx: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys (rotated) and values of context tokens ``(B, N, dim)`` -> two ``(B, h, N, hd)``."""
+        k, v = self.kv(ctx).chunk(2, dim=-1)
+        return apply_rope(self._heads(k), cos, sin), self._heads(v)
+
+    def attend(
+        self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], cos: torch.Tensor, sin: torch.Tensor,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Multi-head cross-attention output ``(B, M, dim)`` for queries ``q`` ``(B, M, dim)``."""
+        qh = apply_rope(self._heads(self.q(self.norm1(q))), cos, sin)
+        out = F.scaled_dot_product_attention(qh, kv[0], kv[1], attn_mask=mask)
+        b, _, m, _ = out.shape
+        return self.proj(out.transpose(1, 2).reshape(b, m, -1))
+
+    def forward(self, q, kv, cos, sin, mask, keep):  # type: ignore[override]
+        att = self.attend(q, kv, cos, sin, mask)
+        q = q + (att if keep is None else att * keep)
+        return q + self.mlp(self.norm2(q))
+
+
+class ActionBlock(nn.Module):
+    """``q <- q + γ·MLP(LN([q, a]))`` with ``γ`` (per channel) initialised to zero."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(2 * dim)
+        self.mlp = Mlp(2 * dim, dim, dim)
+        self.gamma = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, q: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return q + self.gamma * self.mlp(self.norm(torch.cat([q, a], dim=-1)))
+
+
+@dataclass
+class ContextState:
+    """Per-block keys/values of the context, computed once and reusable for many queries.
+
+    ``t0`` is the time origin subtracted from every timestamp before RoPE. RoPE only sees time
+    differences, so this changes nothing mathematically and keeps float precision for long videos.
+    """
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per block: (B, h, T*H*W, hd) each
+    times: torch.Tensor  # (B, T) seconds
+    mask: torch.Tensor  # (B, T) bool, False = padding frame
+    t0: torch.Tensor  # (B,) seconds
+    hw: tuple[int, int]
+
+
+class Predictor(nn.Module):
+    """Cross-attention future predictor. See the module docstring for the call contract."""
+
+    def __init__(self, cfg: PredictorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.query = nn.Parameter(torch.zeros(cfg.dim))
+        self.in_proj = nn.Linear(cfg.in_dim, cfg.dim)
+        self.blocks = nn.ModuleList(CrossAttentionBlock(cfg) for _ in range(cfg.depth))
+        self.out_norm = nn.LayerNorm(cfg.dim)
+        self.out_proj = nn.Linear(cfg.dim, cfg.in_dim)
+        if cfg.action_dim > 0:
+            self.action_proj = nn.Linear(cfg.action_dim, cfg.dim)
+            self.action_blocks = nn.ModuleList(ActionBlock(cfg.dim) for _ in range(cfg.depth))
+        else:
+            self.action_proj, self.action_blocks = None, None
+        self.register_buffer(
+            "periods", rope_periods(cfg.rope_freqs, cfg.rope_min_period, cfg.rope_max_period), persistent=False
+        )
+        self.grad_checkpointing = False
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Truncated-normal (std 0.02) linear weights, zero biases, unit LayerNorms, zero action γ."""
+        _init_weights(self)
+        nn.init.trunc_normal_(self.query, std=0.02)
+
+    def add_action_blocks(self, action_dim: int) -> None:
+        """Add fresh (identity) action blocks to an unconditional predictor, in place."""
+        if self.action_blocks is not None:
+            raise UserError("this predictor already has action blocks")
+        self.cfg = replace(self.cfg, action_dim=action_dim)
+        ref = self.query
+        self.action_proj = nn.Linear(action_dim, self.cfg.dim).to(ref.device, ref.dtype)
+        self.action_blocks = nn.ModuleList(ActionBlock(self.cfg.dim) for _ in range(self.cfg.depth))
+        self.action_blocks.to(ref.device, ref.dtype)
+        _init_weights(self.action_proj)
+        _init_weights(self.action_blocks)
+
+    def action_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the action projection and action blocks (empty without actions)."""
+        if self.action_blocks is None:
+            return []
+        return [*self.action_proj.parameters(), *self.action_blocks.parameters()]
+
+    # -- context -----------------------------------------------------------------------------
+    def encode_context(
+        self, context: torch.Tensor, context_times: torch.Tensor, context_mask: torch.Tensor | None = None,
+        t0: torch.Tensor | None = None,
+    ) -> ContextState:
+        """Project context ``(B, T, H, W, D)`` at ``context_times (B, T)`` to per-block keys/values."""
+        b, t, h, w, d = context.shape
+        if d != self.cfg.in_dim:
+            raise UserError(f"context features have width {d} but the predictor expects {self.cfg.in_dim}")
+        if context_times.shape != (b, t):
+            raise UserError(f"context_times must have shape {(b, t)}, got {tuple(context_times.shape)}")
+        mask = torch.ones(b, t, dtype=torch.bool, device=context.device) if context_mask is None else context_mask
+        if t0 is None:
+            t0 = torch.where(mask, context_times.double(), torch.inf).amin(dim=1)
+            t0 = torch.where(torch.isfinite(t0), t0, torch.zeros_like(t0))
+        coords = token_coords(context_times.double() - t0[:, None], h, w)
+        cos, sin = rope_angles(coords, self.periods)
+        ctx = self.in_proj(context.reshape(b, t * h * w, d))
+        kv = [blk.context_kv(ctx, cos, sin) for blk in self.blocks]
+        return ContextState(kv=kv, times=context_times, mask=mask, t0=t0, hw=(h, w))
+
+    # -- queries -----------------------------------------------------------------------------
+    def decode(
+        self, state: ContextState, query_times: torch.Tensor, actions: torch.Tensor | None = None,
+        query_size: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Predict features at ``query_times (B, Tq)`` from a :class:`ContextState` -> ``(B, Tq, H, W, D)``."""
+        b, tq = query_times.shape
+        h, w = query_size or state.hw
+        hw, n_ctx = h * w, state.times.shape[1] * state.hw[0] * state.hw[1]
+        # Frame-level visibility (Eq. 2): strictly earlier context frames, no padding frames.
+        visible = (state.times[:, None, :] < query_times[:, :, None]) & state.mask[:, None, :]  # (B, Tq, T)
+        keep = None
+        if visible.all():
+            mask = None
+        else:
+            blind = ~visible.any(dim=-1)  # queries with nothing to look at: attention adds zero
+            if blind.any():
+                visible = visible | blind[:, :, None]
+                keep = (~blind).repeat_interleave(hw, dim=1)[:, :, None].to(self.query.dtype)
+            s_hw = state.hw[0] * state.hw[1]
+            mask = visible[:, :, None, :, None].expand(b, tq, hw, visible.shape[-1], s_hw)
+            mask = mask.reshape(b, 1, tq * hw, n_ctx)
+        coords = token_coords(query_times.double() - state.t0[:, None], h, w)
+        cos, sin = rope_angles(coords, self.periods)
+        q = self.query.expand(b, tq * hw, -1)
+        a = None
+        if actions is not None:
+            if self.action_blocks is None:
+                raise UserError("actions were given but this predictor has no action blocks (action_dim=0)")
+            if actions.shape[:2] != (b, tq):
+                raise UserError(f"actions must have shape {(b, tq, self.cfg.action_dim)}, got {tuple(actions.shape)}")
+            a = self.action_proj(actions.to(self.query.dtype)).repeat_interleave(hw, dim=1)  # (B, Tq*H*W, D')
+        for i, blk in enumerate(self.blocks):
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                q = checkpoint(blk, q, state.kv[i], cos, sin, mask, keep, use_reentrant=False)
+            else:
+                q = blk(q, state.kv[i], cos, sin, mask, keep)
+            if a is not None:
+                q = self.action_blocks[i](q, a)
+        out = self.out_proj(self.out_norm(q))
+        return out.view(b, tq, h, w, self.cfg.in_dim)
+
+    def forward(
+        self, context: torch.Tensor, context_times: torch.Tensor, query_times: torch.Tensor,
+        actions: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
+        query_size: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Predict ``(B, Tq, H, W, D)`` at ``query_times`` from ``context`` seen at ``context_times``.
+
+        ``context_mask (B, T)`` marks real frames (False = padding) so clips of different lengths
+        share one batch. ``query_size`` predicts on another grid than the context's (both on [-1, 1]).
+        """
+        state = self.encode_context(context, context_times, context_mask)
+        return self.decode(state, query_times, actions, query_size)
+
+
+def build_predictor(size: str | PredictorConfig | dict = "base", **overrides: Any) -> Predictor:
+    """Build a randomly initialised predictor, e.g. ``build_predictor("base", action_dim=10)``."""
+    return Predictor(predictor_config(size, **overrides))
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Total and action-block parameter counts (works on the meta device)."""
+    total = sum(p.numel() for p in model.parameters())
+    action = sum(p.numel() for p in model.action_parameters()) if isinstance(model, Predictor) else 0
+    return {"total": total, "action": action, "base": total - action}

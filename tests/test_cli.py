@@ -1,0 +1,29 @@
+import json
+import subprocess
+import sys
+
+from dinoworld.cli import main
+
+
+def test_info_json(capsys):
+    assert main(["info", "--size", "base", "--action-dim", "10", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert round(out["parameters"]["base"] / 1e6) == 86
+    assert 20.5e6 < out["parameters"]["action"] < 23e6
+    assert out["config"]["depth"] == 12
+
+
+def test_info_giant_on_meta_is_instant(capsys):
+    assert main(["info", "--size", "giant"]) == 0
+    assert "1135.6M" in capsys.readouterr().out
+
+
+def test_user_error_is_one_line(capsys):
+    assert main(["info", "--size", "huge"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unknown predictor size")
+
+
+def test_console_script_help_has_examples():
+    out = subprocess.run([sys.executable, "-m", "dinoworld.cli", "info", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "example:" in out.stdout and "dinoworld info" in out.stdout

@@ -1,0 +1,173 @@
+import pytest
+import torch
+
+from dinoworld.errors import UserError
+from dinoworld.model import build_predictor, count_parameters, prediction_loss, copy_last_prediction
+
+
+def _count(size, **kw):
+    with torch.device("meta"):
+        return count_parameters(build_predictor(size, **kw))
+
+
+@pytest.mark.parametrize("size,paper,unit", [("base", 86, 1e6), ("large", 304, 1e6), ("giant", 1.1, 1e9)])
+def test_parameter_counts_match_paper_table5(size, paper, unit):
+    total = _count(size)["total"]
+    # Table 5 rounds to 86M / 304M / 1.1B: the exact architecture must round to the same figure.
+    # (Giant is 1.136B, i.e. +3.2 % over the rounded "1.1B", and rounds to it.)
+    ndigits = 0 if unit == 1e6 else 1
+    assert round(total / unit, ndigits) == paper
+    assert abs(total / (paper * unit) - 1) < 0.035
+
+
+def test_action_blocks_on_base_add_about_22m():
+    counts = _count("base", action_dim=10)
+    assert counts["base"] == _count("base")["total"]
+    assert abs(counts["action"] / 22e6 - 1) < 0.05  # 21.3M: MLP 2D'->D'->D' per block + Linear(10->768)
+
+
+def _inputs(b=2, t=4, h=3, w=5, d=16):
+    torch.manual_seed(3)
+    x = torch.randn(b, t, h, w, d)
+    times = (torch.rand(b, t) * 0.5 + 0.05).cumsum(1)
+    return x, times
+
+
+def _tiny(**kw):
+    return build_predictor("tiny", in_dim=16, **kw).eval()
+
+
+def test_teacher_forcing_shapes_and_causality_exact():
+    m = _tiny()
+    x, t = _inputs()
+    y = m(x, t, t[:, 1:])
+    assert y.shape == (2, 3, 3, 5, 16)
+    # changing frames at or after a query's timestamp changes nothing for that query (exactly)
+    for k in range(1, 4):
+        x2 = x.clone()
+        x2[:, k:] = torch.randn_like(x2[:, k:]) * 10
+        y2 = m(x2, t, t[:, 1:])
+        assert torch.equal(y[:, : k], y2[:, : k]), k  # query j predicts frame j+1 and sees frames <= j
+        if k < 3:
+            assert not torch.allclose(y[:, k:], y2[:, k:])
+
+
+def test_query_sees_strictly_earlier_frames_only():
+    m = _tiny()
+    x, t = _inputs()
+    q = t[:, 2:3].clone()  # query exactly at frame 2's time: frame 2 itself must be invisible
+    y = m(x, t, q)
+    x2 = x.clone()
+    x2[:, 2:] += 5
+    assert torch.equal(y, m(x2, t, q))
+
+
+def test_time_shift_invariance():
+    m = _tiny()
+    x, t = _inputs()
+    y = m(x, t, t[:, 1:] + 0.1)
+    y2 = m(x, t + 123.25, t[:, 1:] + 123.35)
+    assert torch.allclose(y, y2, atol=1e-4)
+    assert not torch.allclose(y, m(x, t, t[:, 1:] + 0.3), atol=1e-4)  # but the gap matters
+
+
+def test_resolution_independent_grid():
+    m = _tiny()
+    x, t = _inputs(h=4, w=4)
+    assert m(x, t, t[:, -1:] + 0.2).shape == (2, 1, 4, 4, 16)
+    x8 = torch.randn(2, 4, 8, 6, 16)
+    assert m(x8, t, t[:, -1:] + 0.2).shape == (2, 1, 8, 6, 16)
+    # queries on another grid than the context
+    assert m(x, t, t[:, -1:] + 0.2, query_size=(2, 3)).shape == (2, 1, 2, 3, 16)
+
+
+def test_variable_context_length_and_fps_in_one_batch():
+    m = _tiny()
+    x, _ = _inputs(b=2, t=5)
+    t = torch.stack([torch.arange(5) * 0.1, torch.arange(5) * 0.4])  # 10 FPS and 2.5 FPS
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])  # 2nd clip has 3 frames
+    q = torch.tensor([[0.5, 0.6, 0.9], [1.0, 1.3, 2.0]])  # any number of queries, any timestamps
+    y = m(x, t, q, context_mask=mask)
+    assert y.shape == (2, 3, 3, 5, 16)
+    alone = m(x[1:, :3], t[1:, :3], q[1:])
+    assert torch.allclose(y[1:], alone, atol=1e-5)  # padding frames are invisible
+    first = m(x[:1], t[:1], q[:1])
+    assert torch.allclose(y[:1], first, atol=1e-5)
+
+
+def test_query_without_visible_context_is_finite():
+    m = _tiny()
+    x, t = _inputs()
+    y = m(x, t, t[:, :1] - 1.0)  # before every context frame
+    assert torch.isfinite(y).all()
+
+
+def test_fresh_action_blocks_are_identity():
+    m = _tiny()
+    x, t = _inputs()
+    y = m(x, t, t[:, 1:])
+    m.add_action_blocks(6)
+    a = torch.randn(2, 3, 6)
+    assert torch.equal(y, m(x, t, t[:, 1:], actions=a))
+    # once gamma moves away from zero, actions matter
+    with torch.no_grad():
+        for blk in m.action_blocks:
+            blk.gamma.fill_(0.5)
+    assert not torch.allclose(y, m(x, t, t[:, 1:], actions=a))
+
+
+def test_built_with_actions_equals_same_weights_without():
+    with_a = _tiny(action_dim=4)
+    without = _tiny()
+    missing = without.load_state_dict(with_a.state_dict(), strict=False)
+    assert missing.missing_keys == [] and all(k.startswith("action") for k in missing.unexpected_keys)
+    x, t = _inputs()
+    assert torch.equal(with_a(x, t, t[:, 1:], actions=torch.randn(2, 3, 4)), without(x, t, t[:, 1:]))
+
+
+def test_actions_without_action_blocks_is_an_error():
+    m = _tiny()
+    x, t = _inputs()
+    with pytest.raises(UserError, match="no action blocks"):
+        m(x, t, t[:, 1:], actions=torch.zeros(2, 3, 2))
+
+
+def test_loss_is_smooth_l1_beta_point_one():
+    p, y = torch.zeros(4), torch.tensor([0.05, -0.05, 0.5, -1.0])
+    expected = torch.tensor([0.05**2 / 0.2, 0.05**2 / 0.2, 0.45, 0.95]).mean()
+    assert torch.allclose(prediction_loss(p, y), expected)
+
+
+def test_training_step_reduces_loss_and_grad_checkpointing_matches():
+    m = build_predictor("tiny", in_dim=16)
+    x, t = _inputs()
+    x = x[:, :1].expand_as(x).contiguous()  # a static scene: the future is learnable
+    loss = prediction_loss(m(x, t, t[:, 1:]), x[:, 1:])
+    loss.backward()
+    g1 = [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    m.grad_checkpointing = True
+    prediction_loss(m(x, t, t[:, 1:]), x[:, 1:]).backward()
+    for a, p in zip(g1, m.parameters()):
+        assert torch.allclose(a, p.grad, atol=1e-6)
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    for _ in range(60):
+        opt.zero_grad()
+        l = prediction_loss(m(x, t, t[:, 1:]), x[:, 1:])
+        l.backward()
+        opt.step()
+    assert l.item() < loss.item() * 0.75
+
+
+def test_copy_last_baseline_picks_latest_earlier_frame():
+    x, t = _inputs()
+    q = torch.stack([t[:, 1], t[:, 3] + 1.0], dim=1)
+    c = copy_last_prediction(x, t, q)
+    assert torch.equal(c[:, 0], x[:, 0]) and torch.equal(c[:, 1], x[:, 3])
+
+
+def test_bad_configs_are_clear_errors():
+    with pytest.raises(UserError, match="unknown predictor size"):
+        build_predictor("huge")
+    with pytest.raises(UserError, match="divisible"):
+        build_predictor("tiny", num_heads=3)
