@@ -1,0 +1,89 @@
+"""Training configuration. Defaults are the paper's recipe (App. A.2); tiny CPU runs override them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class DataConfig:
+    """Where clips come from and how they are sampled (paper §3.2 "Variable FPS")."""
+
+    #: videos: a folder, a manifest (.txt/.csv/.jsonl), tar shards ("shards-{000..099}.tar"), or a
+    #: feature cache written by `dinoworld encode` (detected by its index.json); or an env
+    #: trajectory folder written by `dinoworld collect` (kind "trajectories")
+    source: str = ""
+    #: held-out videos for the validation loss (same forms as ``source``; "" = no validation)
+    val_source: str = ""
+    #: "auto" (detect from ``source``), "video", "cache" or "trajectories"
+    kind: str = "auto"
+    num_frames: int = 8  #: T frames per clip (paper: 8)
+    #: time gaps between sampled frames are uniform in [dt_min, dt_max] seconds. The paper does not
+    #: give its range; 0.05–0.5 s keeps 8-frame clips within the 0–5 s it quotes as typical.
+    dt_min: float = 0.05
+    dt_max: float = 0.5
+    crop: str = "crop"  #: aspect-ratio policy: "crop" (short side resize + centre crop) or "resize"
+    num_workers: int = 4  #: DataLoader workers per rank (0 = in process; exact resume)
+    frameskip: int = 5  #: trajectories only: frames skipped between steps (actions concatenated)
+
+
+@dataclass
+class ModelConfig:
+    size: str = "giant"  #: predictor size (tiny, small, base, large, giant); the paper's main model is giant
+    predictor: dict[str, Any] = field(default_factory=dict)  #: overrides of PredictorConfig fields
+    encoder: str = "dinov2-b14-reg"  #: frozen encoder name (see `dinoworld.encoders.ENCODER_NAMES`)
+    encoder_weights: str | None = None  #: hub id or local path of the encoder weights (None = default hub id)
+    action_dim: int = 0  #: > 0 adds action blocks (fine-tuning)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4  #: peak learning rate (constant after warm-up)
+    warmup_steps: int = 5000  #: linear warm-up from 0
+    weight_decay: float = 0.4
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 0.0  #: max global grad norm; 0 disables clipping
+    batch_size: int = 1024  #: clips per optimizer step, summed over all ranks
+    micro_batch_size: int = 8  #: clips per forward pass per rank (gradient accumulation fills the rest)
+
+
+@dataclass
+class Stage:
+    steps: int = 300_000  #: optimizer steps in this stage
+    resolution: int = 224  #: square frame side in pixels (a multiple of the encoder's patch size)
+
+
+@dataclass
+class FinetuneConfig:
+    init: str = ""  #: checkpoint folder to start from ("" = random init, i.e. from scratch)
+    #: "all" trains every parameter; "actions" freezes the pre-trained predictor and trains only
+    #: the action projection and action blocks
+    trainable: str = "all"
+    val_fraction: float = 0.1  #: trajectories held out (random split saved with the checkpoint)
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/dinoworld"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    #: paper: 300k steps at 224², then 50k at 448²
+    stages: list[Stage] = field(default_factory=lambda: [Stage(300_000, 224), Stage(50_000, 448)])
+    log_every: int = 10
+    val_every: int = 1000
+    val_batches: int = 8  #: micro-batches per rank in one validation pass
+    ckpt_every: int = 1000
+    keep_checkpoints: int = 3
+    precision: str = "auto"  #: "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16", "fp32"
+    activation_checkpointing: bool = False
+    strategy: str = "auto"  #: "auto" (FSDP2 for giant, DDP otherwise when distributed), "ddp", "fsdp"
+    tensorboard: bool = True
+    progress: bool = True
+
+    @property
+    def total_steps(self) -> int:
+        return sum(s.steps for s in self.stages)

@@ -1,0 +1,389 @@
+"""The one training loop: video pre-training and action-conditioned fine-tuning.
+
+Next-frame prediction with teacher forcing (paper Eq. 4): for a clip of T frames, the predictor
+gets all T frames as context and predicts frames 2..T at their actual timestamps; the
+block-triangular mask comes from the predictor's strict-earlier rule. With actions, the query
+for frame t+1 also gets the action taken at frame t.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import to_dict
+from ..errors import UserError
+from ..model import Predictor, build_predictor, copy_last_prediction, prediction_loss
+from .checkpoint import latest_checkpoint, load_train_state, read_model_folder, save_checkpoint
+from .config import TrainConfig
+from .distributed import Dist, all_reduce_mean, all_reduce_sum, barrier, init_distributed, wrap_model
+from .logging import MetricsLogger
+
+
+# ---------------------------------------------------------------------------------------- math
+def teacher_forcing_loss(
+    model: nn.Module, feats: torch.Tensor, times: torch.Tensor, actions: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss of predicting frames 2..T from the clip (and the copy-last loss, for reference).
+
+    feats ``(B, T, H, W, D)``, times ``(B, T)``, actions ``(B, T-1, A)`` (action t leads to frame t+1).
+    """
+    pred = model(feats, times, times[:, 1:], actions)
+    target = feats[:, 1:]
+    with torch.no_grad():
+        copy = prediction_loss(feats[:, :-1], target)
+    return prediction_loss(pred, target), copy
+
+
+def warmup_constant(step: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then constant 1 (paper App. A.2)."""
+    return 1.0 if warmup <= 0 else min(1.0, (step + 1) / warmup)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only; biases, LayerNorms, the query and layer scales are not decayed."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# ---------------------------------------------------------------------------------------- data
+def detect_kind(source: str, kind: str) -> str:
+    if kind != "auto":
+        return kind
+    p = Path(source)
+    if (p / "index.json").is_file():
+        return "cache"
+    if (p / "meta.json").is_file() or (p / "states.pth").is_file():
+        return "trajectories"
+    return "video"
+
+
+def make_stream(cfg: TrainConfig, source: str, resolution: int, env: Dist, seed: int, *, val: bool = False):
+    """A resumable, rank-sharded clip stream for ``source``."""
+    d = cfg.data
+    kind = detect_kind(source, d.kind)
+    common = dict(num_frames=d.num_frames, seed=seed, rank=env.rank, world_size=env.world_size)
+    if kind == "cache":
+        from ..data import FeatureClipDataset
+
+        return FeatureClipDataset(source, dt_min=d.dt_min, dt_max=d.dt_max, shuffle=not val, **common)
+    if kind == "video":
+        from ..data import VideoClipDataset
+
+        return VideoClipDataset(source, dt_min=d.dt_min, dt_max=d.dt_max, size=resolution, policy=d.crop,
+                                shuffle=not val, **common)
+    if kind == "trajectories":
+        from .finetune import trajectory_stream
+
+        return trajectory_stream(cfg, source, resolution, env, seed, val=val)
+    raise UserError(f"unknown data kind {kind!r}; use auto, video, cache or trajectories")
+
+
+def _loader(stream, batch_size: int, num_workers: int) -> Iterator[dict[str, Any]]:
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(stream, batch_size=batch_size, num_workers=num_workers, drop_last=True,
+                        persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
+    return iter(loader)
+
+
+class Featurizer:
+    """Turns a collated batch into ``(features (B,T,H,W,D), times (B,T), actions or None)`` on device."""
+
+    def __init__(self, encoder, device: torch.device) -> None:
+        self.encoder, self.device = encoder, device
+
+    def __call__(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        times = batch["times"].to(self.device, torch.float32)
+        actions = batch.get("actions")
+        actions = None if actions is None else actions.to(self.device, torch.float32)
+        if "features" in batch:
+            return batch["features"].to(self.device, torch.float32), times, actions
+        if self.encoder is None:
+            raise UserError("this data has raw frames but no encoder was loaded")
+        frames = batch["frames"].to(self.device, non_blocking=True)  # (B, T, 3, H, W)
+        b, t = frames.shape[:2]
+        feats = self.encoder(frames.flatten(0, 1))
+        return feats.view(b, t, *feats.shape[1:]), times, actions
+
+
+# -------------------------------------------------------------------------------------- model
+def build_model(cfg: TrainConfig, in_dim: int) -> tuple[Predictor, dict[str, Any]]:
+    """A fresh predictor, or one initialised from ``finetune.init`` (+ fresh action blocks)."""
+    ft = cfg.finetune
+    extra: dict[str, Any] = {}
+    if ft.init:
+        meta, state = read_model_folder(ft.init)
+        pcfg = dict(meta["predictor"])
+        model = build_predictor(pcfg)
+        model.load_state_dict(state)
+        if cfg.model.action_dim and model.cfg.action_dim == 0:
+            model.add_action_blocks(cfg.model.action_dim)
+        extra["init"] = str(ft.init)
+        if meta.get("encoder") and meta["encoder"]["name"] != cfg.model.encoder:
+            raise UserError(
+                f"{ft.init} was trained on encoder {meta['encoder']['name']!r} but this run uses "
+                f"{cfg.model.encoder!r}; set model.encoder={meta['encoder']['name']}"
+            )
+    else:
+        model = build_predictor(cfg.model.size, in_dim=in_dim, action_dim=cfg.model.action_dim, **cfg.model.predictor)
+    if model.cfg.in_dim != in_dim:
+        raise UserError(f"predictor expects {model.cfg.in_dim}-d features but the data has {in_dim}-d")
+    if ft.trainable == "actions":
+        if model.action_blocks is None:
+            raise UserError("finetune.trainable=actions needs model.action_dim > 0")
+        action_ids = {id(p) for p in model.action_parameters()}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in action_ids)
+    elif ft.trainable != "all":
+        raise UserError(f"finetune.trainable must be 'all' or 'actions', got {ft.trainable!r}")
+    model.grad_checkpointing = cfg.activation_checkpointing
+    return model, extra
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _full_state(model: nn.Module, optimizer: torch.optim.Optimizer, env: Dist):
+    """Full (gathered) model and optimizer state dicts, on CPU."""
+    if not env.enabled:
+        return _unwrap(model).state_dict(), optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_state_dict(_unwrap(model), optimizer, options=opts)
+
+
+def _load_full_state(model: nn.Module, optimizer: torch.optim.Optimizer, msd, osd, env: Dist) -> None:
+    if not env.enabled:
+        _unwrap(model).load_state_dict(msd)
+        optimizer.load_state_dict(osd)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    set_state_dict(_unwrap(model), optimizer, model_state_dict=msd, optim_state_dict=osd,
+                   options=StateDictOptions(full_state_dict=True))
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+
+
+# --------------------------------------------------------------------------------------- loop
+def _stage_at(cfg: TrainConfig, step: int) -> tuple[int, int]:
+    """(stage index, step at which it ends) for a global step."""
+    end = 0
+    for i, s in enumerate(cfg.stages):
+        end += s.steps
+        if step < end:
+            return i, end
+    return len(cfg.stages) - 1, end
+
+
+@torch.no_grad()
+def validate(cfg: TrainConfig, model: nn.Module, featurize: Featurizer, env: Dist, resolution: int,
+             autocast) -> dict[str, float]:
+    """Mean model loss and copy-last loss on the first ``val_batches`` micro-batches of held-out clips."""
+    stream = make_stream(cfg, cfg.data.val_source, resolution, env, seed=12345, val=True)
+    it = _loader(stream, cfg.optim.micro_batch_size, 0)
+    model.eval()
+    sums = torch.zeros(3, device=featurize.device)
+    try:
+        for _ in range(cfg.val_batches):
+            try:
+                batch = next(it)
+            except StopIteration:
+                break
+            feats, times, actions = featurize(batch)
+            with autocast():
+                loss, copy = teacher_forcing_loss(model, feats, times, actions)
+            sums += torch.stack([loss.float(), copy.float(), torch.ones((), device=sums.device)])
+    finally:
+        model.train()
+    sums = all_reduce_sum(sums, env)
+    n = max(sums[2].item(), 1.0)
+    return {"val/loss": sums[0].item() / n, "val/copy_last": sums[1].item() / n}
+
+
+def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
+          return_model: bool = False) -> dict[str, Any]:
+    """Train (or resume) according to ``cfg``. Returns a summary dict (rank 0 has the full picture).
+
+    ``max_steps`` stops early after that global step (the schedule still follows ``cfg.stages``);
+    ``return_model`` adds the trained (possibly wrapped) module under ``"model"``.
+    """
+    if not cfg.data.source:
+        raise UserError("no training data: set data.source=PATH (videos, a manifest, shards or a feature cache)")
+    env = init_distributed()
+    out = Path(cfg.out_dir)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+
+    o = cfg.optim
+    per_step = o.micro_batch_size * env.world_size
+    if o.batch_size % per_step:
+        raise UserError(
+            f"optim.batch_size={o.batch_size} must be a multiple of micro_batch_size x world_size = {per_step}"
+        )
+    accum = o.batch_size // per_step
+
+    kind = detect_kind(cfg.data.source, cfg.data.kind)
+    encoder = None
+    if kind == "cache":
+        from ..data import FeatureClipDataset
+
+        probe = FeatureClipDataset(cfg.data.source, num_frames=cfg.data.num_frames, dt_min=cfg.data.dt_min,
+                                   dt_max=cfg.data.dt_max)
+        in_dim = int(probe.settings["dim"])
+        enc_meta = {"name": probe.settings.get("encoder", "unknown"), "weights": None}
+    else:
+        from ..encoders import load_encoder
+
+        encoder = load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights, device=env.device)
+        in_dim = encoder.dim
+        enc_meta = {"name": encoder.name, "weights": cfg.model.encoder_weights, "pretrained": encoder.pretrained}
+    model, extra = build_model(cfg, in_dim)
+    model.to(env.device)
+    meta: dict[str, Any] = {
+        "predictor": model.cfg.to_dict(), "encoder": enc_meta, "train_config": to_dict(cfg), **extra,
+    }
+    if kind == "trajectories":
+        from .finetune import trajectory_meta
+
+        meta.update(trajectory_meta(cfg))
+
+    model = wrap_model(model, env, cfg.strategy, cfg.model.size)
+    optimizer = torch.optim.AdamW(param_groups(model, o.weight_decay), lr=o.lr, betas=tuple(o.betas))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_constant(s, o.warmup_steps))
+
+    step, data_state, skipped_total = 0, None, 0
+    ckpt = latest_checkpoint(out) if resume else None
+    if ckpt is not None:
+        state = load_train_state(ckpt)
+        _, weights = read_model_folder(ckpt)
+        _load_full_state(model, optimizer, weights, state["optimizer"], env)
+        scheduler.load_state_dict(state["scheduler"])
+        step, data_state, skipped_total = state["step"], state["data"], state.get("skipped", 0)
+        _set_rng_state(state["rng"])
+        if env.is_main:
+            print(f"resuming from {ckpt} at step {step}")
+
+    logger = MetricsLogger(out, env.is_main, cfg.tensorboard)
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and env.device.type == "cuda")
+    autocast = (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+    featurize = Featurizer(encoder, env.device)
+    last_step = min(cfg.total_steps, max_steps) if max_steps is not None else cfg.total_steps
+
+    def save(at: int, data: dict[str, Any]) -> None:
+        msd, osd = _full_state(model, optimizer, env)
+        if env.is_main:
+            train_state = {"optimizer": osd, "scheduler": scheduler.state_dict(), "step": at, "data": data,
+                           "rng": _rng_state(), "skipped": skipped_total}
+            save_checkpoint(out, at, msd, meta, train_state, keep=cfg.keep_checkpoints)
+        barrier(env)
+
+    bar = None
+    if env.is_main and cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=last_step, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    summary: dict[str, Any] = {"start_step": step}
+    model.train()
+    t_last, clips_since = time.time(), 0
+    while step < last_step:
+        stage_i, stage_end = _stage_at(cfg, step)
+        resolution = cfg.stages[stage_i].resolution
+        stream = make_stream(cfg, cfg.data.source, resolution, env, seed=cfg.seed + 1000 * stage_i)
+        if data_state is not None and data_state.get("stage") == stage_i:
+            stream.load_state_dict(data_state["stream"])
+        it = _loader(stream, o.micro_batch_size, cfg.data.num_workers)
+        while step < min(stage_end, last_step):
+            loss_sum = torch.zeros(2, device=env.device)
+            skipped = 0
+            for micro in range(accum):
+                batch = next(it)
+                stream.observe(batch)
+                skipped += int(torch.as_tensor(batch["skipped"]).sum())
+                feats, times, actions = featurize(batch)
+                sync = micro == accum - 1 or not isinstance(model, nn.parallel.DistributedDataParallel)
+                with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
+                    loss, copy = teacher_forcing_loss(model, feats, times, actions)
+                    (loss / accum).backward()
+                loss_sum += torch.stack([loss.detach().float(), copy.float()]) / accum
+            loss_sum = all_reduce_mean(loss_sum, env)
+            if not torch.isfinite(loss_sum[0]):
+                prev = latest_checkpoint(out)
+                raise UserError(
+                    f"non-finite loss ({loss_sum[0].item()}) at step {step + 1}; stopped without saving. "
+                    f"Last good checkpoint: {prev or 'none'}. Lower optim.lr or enable optim.grad_clip"
+                )
+            gnorm = None
+            if o.grad_clip > 0:
+                gnorm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], o.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            skipped_total += int(all_reduce_sum(torch.tensor(float(skipped), device=env.device), env).item())
+            clips_since += o.batch_size
+            data_state = {"stage": stage_i, "stream": stream.state_dict()}
+            if step % cfg.log_every == 0 or step == last_step:
+                dt = max(time.time() - t_last, 1e-9)
+                row = {"train/loss": loss_sum[0].item(), "train/copy_last": loss_sum[1].item(),
+                       "lr": scheduler.get_last_lr()[0], "clips_per_s": clips_since / dt,
+                       "resolution": resolution, "skipped_videos": skipped_total}
+                if gnorm is not None:
+                    row["grad_norm"] = float(gnorm)
+                logger.log(step, row)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{row['train/loss']:.4f}", copy=f"{row['train/copy_last']:.4f}",
+                                    clips_s=f"{row['clips_per_s']:.1f}", skipped=skipped_total)
+                t_last, clips_since = time.time(), 0
+                summary["train_loss"], summary["train_copy_last"] = row["train/loss"], row["train/copy_last"]
+            if cfg.data.val_source and (step % cfg.val_every == 0 or step == last_step):
+                v = validate(cfg, model, featurize, env, resolution, autocast)
+                logger.log(step, v)
+                summary.update(v)
+                if bar is not None:
+                    bar.write(f"step {step}: val loss {v['val/loss']:.4f} (copy-last {v['val/copy_last']:.4f})")
+            if step % cfg.ckpt_every == 0 or step == last_step:
+                save(step, data_state)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    logger.close()
+    summary.update({"step": step, "skipped_videos": skipped_total, "checkpoint": str(latest_checkpoint(out))})
+    if return_model:
+        summary["model"] = _unwrap(model)
+    if env.is_main and skipped_total:
+        print(f"skipped {skipped_total} unreadable or too-short videos (see warnings above)")
+    return summary
+
+
+def load_predictor(folder: str | Path, device: Any = "cpu") -> tuple[Predictor, dict[str, Any]]:
+    """A predictor and its metadata from a checkpoint folder."""
+    meta, state = read_model_folder(folder)
+    model = build_predictor(meta["predictor"])
+    model.load_state_dict(state)
+    return model.to(device).eval(), meta
+
+

@@ -1,0 +1,27 @@
+"""Visualisation: PCA-to-RGB latent rollouts, cross-attention maps, horizon plots, rollout videos."""
+
+from dinoworld.viz.figures import (
+    attention_figure,
+    bar_plot,
+    horizon_plot,
+    render_attention,
+    render_rollout,
+    rollout_figure,
+)
+from dinoworld.viz.pca import PCA, fit_pca, pca_to_rgb, upsample_nearest
+from dinoworld.viz.video import render_rollout_frames, write_rollout_mp4
+
+__all__ = [
+    "PCA",
+    "fit_pca",
+    "pca_to_rgb",
+    "upsample_nearest",
+    "rollout_figure",
+    "render_rollout",
+    "attention_figure",
+    "render_attention",
+    "horizon_plot",
+    "bar_plot",
+    "render_rollout_frames",
+    "write_rollout_mp4",
+]

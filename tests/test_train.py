@@ -1,0 +1,137 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dinoworld.config import load_config
+from dinoworld.data import write_synthetic_dataset
+from dinoworld.errors import UserError
+from dinoworld.train import TrainConfig, train, warmup_constant
+from dinoworld.train.checkpoint import complete_checkpoints, latest_checkpoint, read_model_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    write_synthetic_dataset(root / "train", num_videos=8, seconds=2.0, size=56, seed=0)
+    write_synthetic_dataset(root / "val", num_videos=2, seconds=2.0, size=56, seed=1)
+    return root
+
+
+def _cfg(videos, out, *extra):
+    return [
+        f"out_dir={out}", f"data.source={videos / 'train'}", "model.size=tiny", "model.encoder=pixel-pyramid",
+        "optim.batch_size=4", "optim.micro_batch_size=2", "optim.lr=1e-3", "optim.warmup_steps=2",
+        "data.num_frames=3", "data.dt_min=0.1", "data.dt_max=0.3", "data.num_workers=0",
+        "stages=[{steps: 6, resolution: 28}]", "log_every=1", "ckpt_every=3", "tensorboard=false",
+        "progress=false", *extra,
+    ]
+
+
+def _run(videos, out, *extra, resume=True, max_steps=None):
+    cfg = load_config(TrainConfig, None, _cfg(videos, out, *extra))
+    return train(cfg, resume=resume, max_steps=max_steps, return_model=True)
+
+
+def test_warmup_then_constant():
+    assert warmup_constant(0, 5000) == pytest.approx(1 / 5000)
+    assert warmup_constant(2499, 5000) == pytest.approx(0.5)
+    assert warmup_constant(4999, 5000) == 1.0 and warmup_constant(10**6, 5000) == 1.0
+
+
+def test_resume_is_exact(videos, tmp_path):
+    straight = _run(videos, tmp_path / "a", resume=False)["model"]
+    half = _run(videos, tmp_path / "b", resume=False, max_steps=3)
+    assert half["step"] == 3
+    resumed = _run(videos, tmp_path / "b")  # picks up step 3 and continues to 6
+    assert resumed["start_step"] == 3 and resumed["step"] == 6
+    for (n, p), q in zip(straight.named_parameters(), resumed["model"].parameters()):
+        assert torch.equal(p, q), n
+    # the checkpoint folder is config + safetensors (+ train state)
+    meta, state = read_model_folder(latest_checkpoint(tmp_path / "b"))
+    assert meta["step"] == 6 and meta["predictor"]["dim"] == 128 and meta["encoder"]["name"] == "pixel-pyramid"
+    assert torch.equal(state["query"], straight.query.detach())
+
+
+def test_killed_checkpoint_write_is_ignored(videos, tmp_path):
+    _run(videos, tmp_path, resume=False, max_steps=3)
+    root = tmp_path / "checkpoints"
+    torn = root / ".tmp-step_00000006-999"  # what a kill in the middle of a write leaves
+    torn.mkdir()
+    (torn / "model.safetensors").write_bytes(b"\0" * 10)
+    (root / "step_00000009").mkdir()  # a folder without weights is not a checkpoint either
+    assert [p.name for p in complete_checkpoints(tmp_path)] == ["step_00000003"]
+    assert _run(videos, tmp_path)["start_step"] == 3
+
+
+def test_non_finite_loss_stops_with_step_and_keeps_last_good(videos, tmp_path, monkeypatch):
+    import dinoworld.train.loop as loop
+
+    real = loop.teacher_forcing_loss
+    calls = {"n": 0}
+
+    def poisoned(*a, **k):
+        calls["n"] += 1
+        loss, copy = real(*a, **k)
+        return (loss * float("nan"), copy) if calls["n"] > 8 else (loss, copy)  # step 5 (2 micro per step)
+
+    monkeypatch.setattr(loop, "teacher_forcing_loss", poisoned)
+    with pytest.raises(UserError, match=r"non-finite loss .* at step 5.*step_00000003"):
+        _run(videos, tmp_path, resume=False)
+    assert latest_checkpoint(tmp_path).name == "step_00000003"
+
+
+def test_corrupt_videos_are_skipped_and_counted(videos, tmp_path):
+    src = tmp_path / "mixed"
+    src.mkdir()
+    for p in sorted((videos / "train").glob("*.mp4"))[:4]:
+        (src / p.name).write_bytes(p.read_bytes())
+    data = (videos / "train" / "video_0000.mp4").read_bytes()
+    (src / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (src / "empty.mp4").write_bytes(b"")
+    out = _run(videos, tmp_path / "run", f"data.source={src}", "stages=[{steps: 4, resolution: 28}]", resume=False)
+    assert out["step"] == 4
+    assert out["skipped_videos"] >= 2
+
+
+def test_missing_and_empty_sources_are_one_line_errors(tmp_path):
+    with pytest.raises(UserError, match="no training data"):
+        train(load_config(TrainConfig, None, [f"out_dir={tmp_path}"]))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError):
+        _run(tmp_path, tmp_path / "o", f"data.source={tmp_path / 'empty'}", resume=False)
+
+
+def test_batch_must_divide(videos, tmp_path):
+    with pytest.raises(UserError, match="multiple of micro_batch_size"):
+        _run(videos, tmp_path, "optim.batch_size=3", resume=False)
+
+
+def test_validation_reports_model_and_copy_last(videos, tmp_path):
+    out = _run(videos, tmp_path, f"data.val_source={videos / 'val'}", "val_every=3", "val_batches=1", resume=False)
+    assert out["val/loss"] > 0 and out["val/copy_last"] > 0
+    rows = [l for l in (tmp_path / "metrics.jsonl").read_text().splitlines() if "val/loss" in l]
+    assert len(rows) == 2  # steps 3 and 6
+
+
+def test_ddp_two_processes_match_single_process(videos, tmp_path):
+    worker = str(ROOT / "tests" / "_ddp_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    args = _cfg(videos, tmp_path / "ddp", "stages=[{steps: 3, resolution: 28}]")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533", worker, *args]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = torch.load(tmp_path / "ddp" / "ranks.pt")
+    assert ranks.shape[0] == 2 and torch.equal(ranks[0], ranks[1])  # identical on every rank
+    single = _cfg(videos, tmp_path / "single", "stages=[{steps: 3, resolution: 28}]")
+    r = subprocess.run([sys.executable, worker, *single], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    one = torch.load(tmp_path / "single" / "ranks.pt")[0]
+    assert torch.allclose(ranks[0], one, atol=2e-5), (ranks[0] - one).abs().max()
+    init = torch.load(tmp_path / "single" / "ranks.pt")[0]
+    assert not torch.equal(init, torch.zeros_like(init))
