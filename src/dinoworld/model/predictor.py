@@ -142,6 +142,14 @@ class CrossAttentionBlock(nn.Module):
         b, _, m, _ = out.shape
         return self.proj(out.transpose(1, 2).reshape(b, m, -1))
 
+    def attention_weights(self, q, kv, cos, sin, mask) -> torch.Tensor:
+        """Softmax attention of queries ``(B, M, dim)`` over context tokens, averaged over heads -> ``(B, M, N)``."""
+        qh = apply_rope(self._heads(self.q(self.norm1(q))), cos, sin)
+        logits = qh @ kv[0].transpose(-1, -2) / qh.shape[-1] ** 0.5  # (B, h, M, N)
+        if mask is not None:
+            logits = logits.masked_fill(~mask, float("-inf"))
+        return logits.softmax(dim=-1).mean(dim=1)
+
     def forward(self, q, kv, cos, sin, mask, keep):  # type: ignore[override]
         att = self.attend(q, kv, cos, sin, mask)
         q = q + (att if keep is None else att * keep)
@@ -242,12 +250,36 @@ class Predictor(nn.Module):
         kv = [blk.context_kv(ctx, cos, sin) for blk in self.blocks]
         return ContextState(kv=kv, times=context_times, mask=mask, t0=t0, hw=(h, w))
 
+    def extend_context(self, state: ContextState, context: torch.Tensor, context_times: torch.Tensor,
+                       context_mask: torch.Tensor | None = None) -> ContextState:
+        """Append frames ``(B, T', H, W, D)`` to a context; only their keys/values are computed."""
+        new = self.encode_context(context, context_times, context_mask, t0=state.t0)
+        if new.hw != state.hw:
+            raise UserError(f"new frames have a {new.hw} grid but the context has {state.hw}")
+        kv = [(torch.cat([k0, k1], dim=2), torch.cat([v0, v1], dim=2)) for (k0, v0), (k1, v1) in zip(state.kv, new.kv)]
+        return ContextState(kv=kv, times=torch.cat([state.times, new.times], dim=1),
+                            mask=torch.cat([state.mask, new.mask], dim=1), t0=state.t0, hw=state.hw)
+
+    def trim_context(self, state: ContextState, max_frames: int) -> ContextState:
+        """Keep only the newest ``max_frames`` frames of a context (a sliding window for live video)."""
+        t = state.times.shape[1]
+        if t <= max_frames:
+            return state
+        n = max_frames * state.hw[0] * state.hw[1]
+        kv = [(k[:, :, -n:], v[:, :, -n:]) for k, v in state.kv]
+        return ContextState(kv=kv, times=state.times[:, -max_frames:], mask=state.mask[:, -max_frames:],
+                            t0=state.t0, hw=state.hw)
+
     # -- queries -----------------------------------------------------------------------------
     def decode(
         self, state: ContextState, query_times: torch.Tensor, actions: torch.Tensor | None = None,
-        query_size: tuple[int, int] | None = None,
+        query_size: tuple[int, int] | None = None, probe=None,
     ) -> torch.Tensor:
-        """Predict features at ``query_times (B, Tq)`` from a :class:`ContextState` -> ``(B, Tq, H, W, D)``."""
+        """Predict features at ``query_times (B, Tq)`` from a :class:`ContextState` -> ``(B, Tq, H, W, D)``.
+
+        ``probe(i, block, q, kv, cos, sin, mask)``, if given, is called before each block (for
+        attention maps).
+        """
         b, tq = query_times.shape
         h, w = query_size or state.hw
         hw, n_ctx = h * w, state.times.shape[1] * state.hw[0] * state.hw[1]
@@ -275,6 +307,8 @@ class Predictor(nn.Module):
                 raise UserError(f"actions must have shape {(b, tq, self.cfg.action_dim)}, got {tuple(actions.shape)}")
             a = self.action_proj(actions.to(self.query.dtype)).repeat_interleave(hw, dim=1)  # (B, Tq*H*W, D')
         for i, blk in enumerate(self.blocks):
+            if probe is not None:
+                probe(i, blk, q, state.kv[i], cos, sin, mask)
             if self.grad_checkpointing and torch.is_grad_enabled():
                 q = checkpoint(blk, q, state.kv[i], cos, sin, mask, keep, use_reentrant=False)
             else:
@@ -283,6 +317,28 @@ class Predictor(nn.Module):
                 q = self.action_blocks[i](q, a)
         out = self.out_proj(self.out_norm(q))
         return out.view(b, tq, h, w, self.cfg.in_dim)
+
+    @torch.no_grad()
+    def attention_maps(self, context: torch.Tensor, context_times: torch.Tensor, query_time: torch.Tensor,
+                       token: int, blocks: list[int] | None = None) -> torch.Tensor:
+        """Cross-attention of one query token over all context patches (paper Fig. 6).
+
+        ``query_time (B, 1)``; ``token`` = row * W + col of the query. Returns
+        ``(len(blocks), B, T, H, W)`` attention weights averaged over heads.
+        """
+        blocks = list(range(self.cfg.depth)) if blocks is None else blocks
+        state = self.encode_context(context, context_times)
+        maps: dict[int, torch.Tensor] = {}
+
+        def probe(i, blk, q, kv, cos, sin, mask):
+            if i in blocks:
+                m = None if mask is None else mask[:, :, token : token + 1]
+                maps[i] = blk.attention_weights(q[:, token : token + 1], kv, cos[:, :, token : token + 1],
+                                                sin[:, :, token : token + 1], m)[:, 0]
+
+        self.decode(state, query_time, probe=probe)
+        b, t, h, w, _ = context.shape
+        return torch.stack([maps[i].view(b, t, h, w) for i in blocks])
 
     def forward(
         self, context: torch.Tensor, context_times: torch.Tensor, query_times: torch.Tensor,

@@ -252,7 +252,7 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
 
         probe = FeatureClipDataset(cfg.data.source, num_frames=cfg.data.num_frames, dt_min=cfg.data.dt_min,
                                    dt_max=cfg.data.dt_max)
-        in_dim = int(probe.settings["dim"])
+        in_dim = int(probe.feature_shape[-1])
         enc_meta = {"name": probe.settings.get("encoder", "unknown"), "weights": None}
     else:
         from ..encoders import load_encoder

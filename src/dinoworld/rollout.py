@@ -1,0 +1,136 @@
+"""Roll a world model out on a video: predictions, errors against the true future, figures.
+
+Used by ``dinoworld rollout`` and the demo. Errors are the mean absolute error (L1) between
+predicted and encoded features of the true frame at the same time, for the autoregressive rollout,
+the direct prediction and the copy-last baseline.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import decode_at, probe_video, resize_crop
+from .errors import UserError
+from .world_model import WorldModel
+
+
+@dataclass
+class Rollout:
+    """Everything one rollout produced; arrays are on CPU."""
+
+    frames: np.ndarray  # (N, H', W', 3) uint8, decoded context + available future frames
+    times: np.ndarray  # (K_ctx + K,) seconds: actual context times, then query times
+    is_context: np.ndarray  # (K_ctx + K,) bool
+    true: list[torch.Tensor | None]  # per column: encoded features (h, w, D) or None past the video's end
+    autoregressive: torch.Tensor  # (K, h, w, D)
+    direct: torch.Tensor  # (K, h, w, D)
+    horizons: list[float]  # seconds after the last context frame
+    errors: dict[str, list[float | None]] = field(default_factory=dict)  # method -> per-horizon L1
+
+
+def l1(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().mean())
+
+
+def default_resolution(wm: WorldModel) -> int:
+    """The last training stage's resolution recorded in the checkpoint (224 if unknown)."""
+    stages = (wm.meta.get("train_config") or {}).get("stages") or []
+    return int(stages[-1]["resolution"]) if stages else 224
+
+
+def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: float = 2.0, step: float = 0.25,
+                  start: float = 0.0, resolution: int | None = None) -> Rollout:
+    """Context frames at ``start + i*step`` (i < context), then predictions every ``step`` up to ``horizon``."""
+    if context < 1 or step <= 0 or horizon < step:
+        raise UserError("need --context >= 1, --step > 0 and --horizon >= --step")
+    info = probe_video(video)
+    res = resolution or default_resolution(wm)
+    k = int(round(horizon / step))
+    ctx_t = start + step * np.arange(context)
+    fut_t = ctx_t[-1] + step * np.arange(1, k + 1)
+    if ctx_t[-1] > info.span:
+        raise UserError(f"{video} lasts {info.span:.2f}s; the context needs {ctx_t[-1]:.2f}s (lower --start/--step/--context)")
+    avail = fut_t <= info.span + 1e-6
+    want = np.concatenate([ctx_t, fut_t[avail]])
+    frames, actual = decode_at(str(video), want)
+    feats = wm.encode(resize_crop(frames, (res, res))[None])[0]  # (N, h, w, D)
+    ctx_times = torch.tensor(actual[:context], dtype=torch.float32)[None]
+    q = torch.tensor(np.concatenate([actual[context:], fut_t[~avail]]), dtype=torch.float32)[None]
+    ctx = feats[None, :context]
+    ar = wm.rollout(ctx, ctx_times, q)[0].cpu()
+    direct = wm.predict(ctx, ctx_times, q)[0].cpu()
+    true: list[torch.Tensor | None] = [f.cpu() for f in feats] + [None] * int((~avail).sum())
+    out = Rollout(frames=frames, times=np.concatenate([actual[:context], q[0].numpy()]),
+                  is_context=np.arange(context + k) < context, true=true, autoregressive=ar, direct=direct,
+                  horizons=[float(h) for h in (q[0].numpy() - actual[context - 1])])
+    last = feats[context - 1].cpu()
+    for name, preds in (("autoregressive", ar), ("direct", direct), ("copy-last", last.expand_as(ar))):
+        out.errors[name] = [None if t is None else l1(p, t) for p, t in zip(preds, true[context:])]
+    return out
+
+
+def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout", title: str | None = None) -> dict[str, str]:
+    """Figure (PNG), video (MP4), horizon plot (PNG) and errors (JSON) of a rollout."""
+    from .viz import fit_pca, horizon_plot, rollout_figure, write_rollout_mp4
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    known = torch.stack([t for t in r.true if t is not None])
+    pca = fit_pca(known, k=3)
+    n_ctx = int(r.is_context.sum())
+    preds: list[torch.Tensor | None] = [None] * n_ctx + list(r.autoregressive)
+    frames = list(r.frames) + [None] * (len(r.times) - len(r.frames))
+    files = {
+        "figure": str(rollout_figure(frames, r.times, r.true, preds, r.is_context, out / f"{name}.png", pca=pca,
+                                     title=title)),
+        "video": str(write_rollout_mp4(frames, r.true, preds, r.times, r.is_context, out / f"{name}.mp4", pca=pca)),
+    }
+    have = [i for i, e in enumerate(r.errors["copy-last"]) if e is not None]
+    if have:
+        files["horizons"] = str(horizon_plot([r.horizons[i] for i in have],
+                                             {m: [e[i] for i in have] for m, e in r.errors.items()},
+                                             out / f"{name}_horizons.png", ylabel="L1 error to encoded future"))
+    report = {"horizons_s": r.horizons, "errors_l1": r.errors, "times_s": r.times.tolist(), "files": files}
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2))
+    files["json"] = str(out / f"{name}.json")
+    return files
+
+
+def attention_outputs(wm: WorldModel, r: Rollout, out_dir: str | Path, query_rc: tuple[int, int] | None = None,
+                      blocks: list[int] | None = None, name: str = "attention") -> str:
+    """Fig. 6: cross-attention of one query of the first predicted frame over the context patches."""
+    from .viz import attention_figure
+
+    n_ctx = int(r.is_context.sum())
+    ctx = torch.stack([t for t in r.true[:n_ctx]])[None].to(wm.device)  # (1, T, h, w, D)
+    h, w = ctx.shape[2:4]
+    rc = query_rc or (h // 2, w // 2)
+    depth = wm.predictor.cfg.depth
+    blocks = blocks or sorted({depth // 3, (2 * depth) // 3})
+    times = torch.tensor(r.times[:n_ctx], dtype=torch.float32)[None].to(wm.device)
+    q = torch.tensor([[r.times[n_ctx]]], dtype=torch.float32, device=wm.device)
+    maps = wm.predictor.attention_maps(ctx, times, q, token=rc[0] * w + rc[1], blocks=blocks)[:, 0]
+    future = r.frames[n_ctx] if len(r.frames) > n_ctx else np.zeros_like(r.frames[0])
+    return str(attention_figure(r.frames[:n_ctx], maps.cpu().numpy(), future, rc, blocks,
+                                Path(out_dir) / f"{name}.png", times=list(r.times[:n_ctx]),
+                                query_time=float(r.times[n_ctx])))
+
+
+def summarise(errors: list[dict[str, list[float | None]]]) -> dict[str, list[float | None]]:
+    """Mean per-horizon error over several rollouts (ignoring missing truths)."""
+    out: dict[str, list[float | None]] = {}
+    for method in errors[0]:
+        cols = list(zip(*[e[method] for e in errors]))
+        out[method] = [float(np.mean([v for v in c if v is not None])) if any(v is not None for v in c) else None
+                       for c in cols]
+    return out
+
+
+def as_jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))

@@ -1,0 +1,160 @@
+"""``WorldModel`` = frozen encoder + predictor: encode, predict (direct), roll out, stream.
+
+    wm = WorldModel.from_pretrained("runs/demo/checkpoints/step_00000400")
+    feats = wm.encode(frames)                                    # (B, T, 3, H, W) -> (B, T, h, w, D)
+    direct = wm.predict(feats, times, query_times)               # any future timestamps at once
+    ar = wm.rollout(feats, times, query_times)                   # one step at a time, fed back
+    stream = wm.stream(); stream.push(frame, t); stream.predict([t + 0.25])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from .encoders import FrozenEncoder, load_encoder
+from .errors import UserError
+from .model import ContextState, Predictor, build_predictor
+from .train.checkpoint import read_model_folder, write_model_folder
+
+
+def _as_batch(x: torch.Tensor, dims: int) -> torch.Tensor:
+    return x.unsqueeze(0) if x.ndim == dims - 1 else x
+
+
+def _resolve_folder(path_or_hub_id: str | Path) -> Path:
+    """A local checkpoint folder, or a hub repo id fetched into (or read from) the HF cache."""
+    p = Path(path_or_hub_id).expanduser()
+    if p.exists():
+        return p
+    text = str(path_or_hub_id)
+    if text.count("/") != 1 or text.startswith((".", "/", "~")):
+        raise UserError(f"checkpoint {text} does not exist; pass a folder with config.json + model.safetensors")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(text, allow_patterns=["config.json", "model.safetensors"]))
+    except Exception as err:  # offline, unknown repo, gated ...
+        raise UserError(
+            f"could not fetch checkpoint {text!r} from the hub ({type(err).__name__}); download it elsewhere "
+            "and pass the local folder"
+        ) from None
+
+
+class WorldModel(nn.Module):
+    def __init__(self, encoder: FrozenEncoder | None, predictor: Predictor, meta: dict[str, Any] | None = None):
+        super().__init__()
+        self.encoder = encoder
+        self.predictor = predictor
+        self.meta = dict(meta or {})
+
+    # -- loading / saving ---------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | Path, encoder_weights: str | None = None,
+                        device: Any = "cpu", load_encoder_model: bool = True) -> "WorldModel":
+        """Load a checkpoint folder (local or hub id). The encoder is rebuilt by name; its weights
+        come from ``encoder_weights``, else from the path recorded at training time, else the hub cache."""
+        meta, state = read_model_folder(_resolve_folder(path_or_hub_id))
+        predictor = build_predictor(meta["predictor"])
+        predictor.load_state_dict(state)
+        encoder = None
+        if load_encoder_model:
+            enc = meta.get("encoder") or {}
+            name = enc.get("name")
+            if not name or name == "unknown":
+                raise UserError("this checkpoint does not record its encoder; build WorldModel(encoder, predictor) yourself")
+            encoder = load_encoder(name, weights=encoder_weights or enc.get("weights"))
+        return cls(encoder, predictor.eval(), meta).to(device)
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (hub-compatible; reload with :meth:`from_pretrained`)."""
+        meta = {**self.meta, "predictor": self.predictor.cfg.to_dict()}
+        if self.encoder is not None:
+            meta["encoder"] = {**meta.get("encoder", {}), "name": self.encoder.name}
+        meta.pop("step", None)
+        meta.pop("format", None)
+        write_model_folder(Path(folder), self.predictor.state_dict(), meta)
+        return Path(folder)
+
+    @property
+    def device(self) -> torch.device:
+        return self.predictor.query.device
+
+    # -- inference ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+        """Frames ``(B, T, 3, H, W)`` (or ``(T, 3, H, W)``) in [0, 1] -> features ``(B, T, h, w, D)``."""
+        if self.encoder is None:
+            raise UserError("this WorldModel was loaded without its encoder")
+        frames = _as_batch(frames, 5)
+        b, t = frames.shape[:2]
+        flat = frames.flatten(0, 1)
+        out = torch.cat([self.encoder(flat[i : i + batch_size].to(self.device)) for i in range(0, len(flat), batch_size)])
+        return out.view(b, t, *out.shape[1:])
+
+    @torch.no_grad()
+    def predict(self, context: torch.Tensor, context_times: torch.Tensor, query_times: torch.Tensor,
+                actions: torch.Tensor | None = None) -> torch.Tensor:
+        """Direct prediction at any future ``query_times (B, Tq)`` -> ``(B, Tq, h, w, D)``."""
+        return self.predictor(context, context_times, query_times, actions)
+
+    @torch.no_grad()
+    def rollout(self, context: torch.Tensor, context_times: torch.Tensor, query_times: torch.Tensor,
+                actions: torch.Tensor | None = None) -> torch.Tensor:
+        """Autoregressive prediction: each predicted frame is appended to the context before the
+        next query. ``query_times (B, K)`` must increase; ``actions (B, K, A)`` optional.
+        Returns ``(B, K, h, w, D)``. With a constant step: ``query_times = last + step * arange(1, K+1)``.
+        """
+        state = self.predictor.encode_context(context, context_times)
+        outs = []
+        for k in range(query_times.shape[1]):
+            a = None if actions is None else actions[:, k : k + 1]
+            pred = self.predictor.decode(state, query_times[:, k : k + 1], a)  # (B, 1, h, w, D)
+            outs.append(pred)
+            state = self.predictor.extend_context(state, pred, query_times[:, k : k + 1])
+        return torch.cat(outs, dim=1)
+
+    def stream(self, max_context: int | None = None) -> "StreamingPredictor":
+        return StreamingPredictor(self, max_context)
+
+
+class StreamingPredictor:
+    """Live video: each pushed frame is encoded and turned into per-block keys/values once.
+
+    ``max_context`` keeps only the newest frames (a sliding window); ``None`` keeps all.
+    """
+
+    def __init__(self, wm: WorldModel, max_context: int | None = None) -> None:
+        self.wm, self.max_context = wm, max_context
+        self.state: ContextState | None = None
+
+    @torch.no_grad()
+    def push(self, frame: torch.Tensor | None = None, time: float = 0.0, features: torch.Tensor | None = None) -> None:
+        """Add one frame ``(3, H, W)`` in [0, 1] (or its ``features (h, w, D)``) seen at ``time`` seconds."""
+        if features is None:
+            if frame is None:
+                raise UserError("push needs a frame or its features")
+            features = self.wm.encode(frame[None, None])[0, 0]
+        feats = features.to(self.wm.device)[None, None]  # (1, 1, h, w, D)
+        t = torch.tensor([[float(time)]], device=self.wm.device)
+        p = self.wm.predictor
+        if self.state is None:
+            self.state = p.encode_context(feats, t)
+        else:
+            if time <= float(self.state.times[0, -1]):
+                raise UserError(f"stream timestamps must increase; got {time} after {float(self.state.times[0, -1])}")
+            self.state = p.extend_context(self.state, feats, t)
+        if self.max_context is not None:
+            self.state = p.trim_context(self.state, self.max_context)
+
+    @torch.no_grad()
+    def predict(self, query_times: Sequence[float] | torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+        """Features at ``query_times`` (seconds) from everything pushed so far -> ``(Tq, h, w, D)``."""
+        if self.state is None:
+            raise UserError("push at least one frame before predicting")
+        q = torch.as_tensor(query_times, dtype=torch.float32, device=self.wm.device).view(1, -1)
+        a = None if actions is None else _as_batch(actions, 3)
+        return self.wm.predictor.decode(self.state, q, a)[0]
