@@ -42,3 +42,17 @@ def test_unknown_key_and_bad_type_are_errors():
         load_config(Outer, None, ["inner.steps=abc"])
     with pytest.raises(UserError, match="key.sub=value"):
         parse_overrides(["novalue"])
+
+
+def test_shipped_configs_load_and_paper_defaults():
+    from pathlib import Path
+
+    from dinoworld.train import TrainConfig
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for f in sorted(root.glob("*.yaml")):
+        load_config(TrainConfig, f)
+    d = TrainConfig()  # the paper's recipe is the default (App. A.2)
+    assert (d.optim.lr, d.optim.warmup_steps, d.optim.weight_decay, d.optim.batch_size) == (1e-4, 5000, 0.4, 1024)
+    assert [(s.steps, s.resolution) for s in d.stages] == [(300_000, 224), (50_000, 448)]
+    assert d.data.num_frames == 8 and d.model.encoder == "dinov2-b14-reg"

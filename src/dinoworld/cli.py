@@ -95,7 +95,7 @@ def _load_verbs() -> None:
     """Import the modules that register the other verbs (kept out of import time of the package)."""
     import importlib
 
-    for mod in ("dinoworld.train.cli", "dinoworld.rollout_cli", "dinoworld.demo", "dinoworld.train.finetune"):
+    for mod in ("dinoworld.train.cli", "dinoworld.rollout_cli", "dinoworld.demo", "dinoworld.envs.cli", "dinoworld.train.finetune"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

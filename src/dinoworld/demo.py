@@ -44,7 +44,7 @@ def build_video_set(root: Path, num_train: int, num_val: int, seed: int) -> dict
         split[name] += write_synthetic_dataset(root / name / "free", num_videos=(n + 1) // 2, seconds=(4.0, 6.0),
                                                size=128, seed=s)
         split[name] += write_synthetic_dataset(root / name / "gravity", num_videos=n // 2, seconds=(4.0, 6.0),
-                                               size=128, seed=s + 100, gravity=300.0)
+                                               size=128, seed=s + 100, gravity=1.5)
     real = real_clip_dir()
     if real is not None:
         for fname, part in REAL_CLIPS:

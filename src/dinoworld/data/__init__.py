@@ -1,0 +1,44 @@
+"""Video data: decoding at timestamps, variable-FPS clip sampling, datasets, feature cache."""
+
+from dinoworld.data.cache import CacheSummary, FeatureClipDataset, encode_videos_to_cache
+from dinoworld.data.sampler import TooShort, nearest_indices, sample_clip_times
+from dinoworld.data.sources import (
+    CorruptShard,
+    SkippedVideoWarning,
+    VideoClipDataset,
+    expand_shards,
+    iter_tar_videos,
+    list_videos,
+)
+from dinoworld.data.synthetic import make_moving_objects_video, write_synthetic_dataset
+from dinoworld.data.video import (
+    CorruptVideo,
+    VideoInfo,
+    decode_at,
+    probe_video,
+    resize_crop,
+    write_video,
+)
+
+__all__ = [
+    "CacheSummary",
+    "CorruptShard",
+    "CorruptVideo",
+    "FeatureClipDataset",
+    "SkippedVideoWarning",
+    "TooShort",
+    "VideoClipDataset",
+    "VideoInfo",
+    "decode_at",
+    "encode_videos_to_cache",
+    "expand_shards",
+    "iter_tar_videos",
+    "list_videos",
+    "make_moving_objects_video",
+    "nearest_indices",
+    "probe_video",
+    "resize_crop",
+    "sample_clip_times",
+    "write_synthetic_dataset",
+    "write_video",
+]

@@ -1,0 +1,482 @@
+"""Where videos come from (folders, manifests, tar shards) and the streaming clip dataset.
+
+Sources:
+  - a folder (searched recursively for video extensions), a single video file,
+  - a manifest: ``.txt`` (one path per line, ``#`` comments), ``.csv`` (a ``path`` column) or
+    ``.jsonl`` (a ``path`` key); relative paths are resolved against the manifest's folder,
+  - tar shards in WebDataset layout (members ``KEY.mp4`` ...), given as paths or brace patterns
+    such as ``data/shard-{000000..000099}.tar``; they are streamed with the stdlib ``tarfile``.
+
+:class:`VideoClipDataset` turns them into an endless (or one-epoch) stream of variable-FPS clips.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import tarfile
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from dinoworld.data.sampler import TooShort, sample_clip_times
+from dinoworld.data.video import (
+    CorruptVideo,
+    _decode_open,
+    _info,
+    _open,
+    resize_crop,
+    source_name,
+)
+from dinoworld.errors import UserError
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
+    | {".3gp"}
+)
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+MANIFEST_SUFFIXES = (".txt", ".csv", ".jsonl")
+
+PathLike = str | os.PathLike
+
+
+class CorruptShard(UserError):
+    """A tar shard that is missing or cannot be read to the end."""
+
+
+class SkippedVideoWarning(UserWarning):
+    """Emitted once per unreadable / too-short video that a dataset skips."""
+
+
+def _is_video(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def _is_tar(name: str) -> bool:
+    return name.lower().endswith(TAR_SUFFIXES)
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def _read_manifest(manifest: Path) -> list[str]:
+    root = manifest.parent
+    suffix = manifest.suffix.lower()
+    entries: list[str] = []
+    with open(manifest, newline="", encoding="utf-8") as f:
+        if suffix == ".txt":
+            entries = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        elif suffix == ".csv":
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or "path" not in reader.fieldnames:
+                raise UserError(
+                    f"manifest {manifest} has no 'path' column; add a header row 'path,...'"
+                )
+            entries = [row["path"].strip() for row in reader if (row.get("path") or "").strip()]
+        else:  # .jsonl
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise UserError(f"manifest {manifest} line {lineno} is not JSON: {e}") from e
+                if not isinstance(obj, dict) or "path" not in obj:
+                    raise UserError(f"manifest {manifest} line {lineno} has no 'path' key")
+                entries.append(str(obj["path"]))
+    paths = []
+    for entry in entries:
+        p = Path(entry).expanduser()
+        paths.append(str(p if p.is_absolute() else root / p))
+    if not paths:
+        raise UserError(f"manifest {manifest} lists no videos; add one path per entry")
+    if not os.path.exists(paths[0]):
+        raise UserError(
+            f"manifest {manifest}: first entry {entries[0]!r} not found at {paths[0]} "
+            f"(relative paths are resolved against the manifest's folder)"
+        )
+    return paths
+
+
+def list_videos(source: PathLike) -> list[str]:
+    """List the video files of a folder tree, a manifest (.txt/.csv/.jsonl) or a single video.
+
+    Folder listings are recursive (symlinks followed), filtered by extension and sorted. Manifest
+    entries are kept in file order and not checked beyond the first (bad ones are skipped later).
+    Raises :class:`UserError` for a missing path, an unknown file type or an empty result.
+    """
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UserError(f"video source not found: {source} (give a folder, a video, or a manifest)")
+    if path.is_dir():
+        found = []
+        for dirpath, dirnames, filenames in os.walk(path, followlinks=True):
+            dirnames.sort()
+            found.extend(os.path.join(dirpath, fn) for fn in filenames if _is_video(fn))
+        if not found:
+            exts = " ".join(sorted(VIDEO_EXTENSIONS))
+            raise UserError(f"no video files ({exts}) under {source}; check the folder")
+        return sorted(found)
+    name = path.name.lower()
+    if name.endswith(MANIFEST_SUFFIXES):
+        return _read_manifest(path)
+    if _is_video(name) or _is_tar(name):
+        return [str(path)]
+    raise UserError(
+        f"don't know how to read {source}: expected a folder, a video file, a manifest "
+        f"({', '.join(MANIFEST_SUFFIXES)}) or a tar shard"
+    )
+
+
+_BRACE = re.compile(r"\{([^{}]*)\}")
+
+
+def expand_shards(pattern: PathLike | Sequence[PathLike]) -> list[str]:
+    """Expand brace patterns: ``a-{000..012}.tar`` (zero padding kept) and ``{x,y}``.
+
+    Several braces multiply out; a list of patterns is expanded and concatenated in order.
+    """
+    if not isinstance(pattern, (str, os.PathLike)):
+        return [s for p in pattern for s in expand_shards(p)]
+    text = os.fspath(pattern)
+    m = _BRACE.search(text)
+    if m is None:
+        return [text]
+    head, body, tail = text[: m.start()], m.group(1), text[m.end() :]
+    rng = re.fullmatch(r"(\d+)\.\.(\d+)", body)
+    if rng:
+        a, b = rng.group(1), rng.group(2)
+        width = len(a) if a.startswith("0") or len(a) == len(b) else 0
+        step = 1 if int(b) >= int(a) else -1
+        options = [str(i).zfill(width) for i in range(int(a), int(b) + step, step)]
+    else:
+        options = body.split(",")
+    return [s for opt in options for s in expand_shards(head + opt + tail)]
+
+
+def iter_tar_videos(shards: Iterable[PathLike]) -> Iterator[tuple[str, bytes]]:
+    """Stream ``(name, video_bytes)`` from WebDataset-style tar shards, in member order.
+
+    ``name`` is ``"<shard>::<member>"``. Non-video members (``KEY.json`` ...) are ignored. Reads
+    sequentially (``tarfile`` mode ``"r|*"``, compression auto-detected). Raises
+    :class:`CorruptShard` if a shard is missing or breaks off.
+    """
+    for shard in shards:
+        shard = os.fspath(shard)
+        try:
+            with tarfile.open(shard, mode="r|*") as tf:
+                for member in tf:
+                    if not member.isfile() or not _is_video(member.name):
+                        continue
+                    f = tf.extractfile(member)
+                    if f is None:
+                        continue
+                    yield f"{shard}::{member.name}", f.read()
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise CorruptShard(f"cannot read tar shard {shard}: {e}; re-create or drop it") from e
+
+
+def resolve_sources(sources: PathLike | Sequence[Any]) -> tuple[list[str], list[str]]:
+    """Split (nested) sources into ``(video_files, tar_shards)``; see the module docstring."""
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    files: list[str] = []
+    shards: list[str] = []
+    for src in sources:
+        if not isinstance(src, (str, os.PathLike)):
+            f, s = resolve_sources(src)
+            files += f
+            shards += s
+            continue
+        text = os.fspath(src)
+        if "{" in text or _is_tar(text):
+            expanded = expand_shards(text)
+            missing = [s for s in expanded if not os.path.isfile(s)]
+            if missing:
+                raise UserError(
+                    f"tar shard not found: {missing[0]} ({len(missing)} missing in {text})"
+                )
+            shards += expanded
+        else:
+            for p in list_videos(text):
+                (shards if _is_tar(p) else files).append(p)
+    return files, shards
+
+
+# ----------------------------------------------------------------------------- streaming base
+
+
+@dataclass
+class _Outcome:
+    member: int  # index inside the unit (0 for single-video units)
+    source: str
+    sample: dict[str, Any] | None  # None = skipped
+    reason: str = ""
+
+
+class ResumableStream(IterableDataset):
+    """Shared machinery: per-epoch shuffle, rank/worker split, resume position, skip counting.
+
+    Work *units* (a video, a tar shard, a cached video) are permuted each epoch with
+    ``rng([seed, epoch])`` (identical on every rank), dealt round-robin to ranks, then to DataLoader
+    workers. If there are fewer units than ranks or workers the list is repeated so nobody idles.
+    Each sample's randomness comes from ``rng([seed, epoch, unit_position, member])``, so the clips
+    do not depend on the number of workers, only their order does.
+
+    Position ``(epoch, index, member)``: ``index`` counts this rank's units in epoch order.
+    """
+
+    def __init__(self, seed: int, rank: int, world_size: int, loop: bool, shuffle: bool = True):
+        super().__init__()
+        if not (0 <= rank < world_size):
+            raise ValueError(f"need 0 <= rank < world_size, got {rank=}, {world_size=}")
+        self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
+        self.loop, self.shuffle = bool(loop), bool(shuffle)
+        self._epoch, self._index, self._member = 0, 0, 0
+        self.skipped_total = 0  # in this process only
+
+    # -- subclass hooks
+    def _units(self) -> list[Any]:
+        raise NotImplementedError
+
+    def _process(self, unit: Any, epoch: int, gpos: int, first_member: int) -> Iterator[_Outcome]:
+        raise NotImplementedError
+
+    def _describe(self) -> str:
+        return f"{len(self._units())} sources"
+
+    # -- plan
+    def _rank_plan(self, epoch: int, num_workers: int = 1) -> list[int]:
+        """Global positions handled by this rank, in order (position ``p`` -> unit ``p mod n``).
+
+        With fewer units than ranks x workers the list is repeated with shifted positions, so each
+        copy draws a different clip from the same unit.
+        """
+        n = len(self._units())
+        ws = self.world_size
+        total = -(-max(n, ws) // ws) * ws  # rounded up to a multiple of world_size
+        plan = list(range(self.rank, max(n, ws), ws))
+        reps = -(-num_workers // len(plan))
+        return [g + r * total for r in range(reps) for g in plan]
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        """Permutation of the unit list for ``epoch`` (cached: one per epoch)."""
+        cached = getattr(self, "_order_cache", None)
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        n = len(self._units())
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, epoch]).permutation(n)
+        else:
+            order = np.arange(n)
+        self._order_cache = (epoch, order)
+        return order
+
+    def _unit_at(self, epoch: int, gpos: int) -> Any:
+        order = self._epoch_order(epoch)
+        return self._units()[int(order[gpos % len(order)])]
+
+    # -- resume
+    def state_dict(self) -> dict[str, int]:
+        """Data position; exact when iterated in this process (``num_workers=0``)."""
+        return {
+            "epoch": self._epoch,
+            "index": self._index,
+            "member": self._member,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue from a position saved by :meth:`state_dict` (before creating the DataLoader)."""
+        if int(state.get("seed", self.seed)) != self.seed:
+            warnings.warn(f"data seed changed ({state['seed']} -> {self.seed}); order will differ")
+        self._epoch = int(state["epoch"])
+        self._index = int(state["index"])
+        self._member = int(state.get("member", 0))
+
+    def observe(self, batch: dict[str, Any]) -> None:
+        """Record a consumed (collated) batch's position; needed to resume with ``num_workers > 0``.
+
+        Each sample carries ``data_pos`` = the position *after* it; the furthest one wins, so on
+        resume units that were still in flight in other workers are skipped (never repeated).
+        """
+        pos = torch.as_tensor(batch["data_pos"]).reshape(-1, 3).tolist()
+        best = max(map(tuple, pos))
+        if best > (self._epoch, self._index, self._member):
+            self._epoch, self._index, self._member = (int(v) for v in best)
+
+    # -- iteration
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        num_workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+        epoch, index, member = self._epoch, self._index, self._member
+        pending_skips = 0
+        while True:
+            plan = self._rank_plan(epoch, num_workers)  # rank-local index -> global position
+            mine = range(worker, len(plan), num_workers)
+            whole_epoch = index == 0 and member == 0
+            attempted = yielded = 0
+            for local in mine:
+                if local < index:
+                    continue
+                gpos = plan[local]
+                unit = self._unit_at(epoch, gpos)
+                first = member if local == index else 0
+                for out in self._process(unit, epoch, gpos, first):
+                    attempted += 1
+                    self._epoch, self._index, self._member = epoch, local, out.member + 1
+                    if out.sample is None:
+                        pending_skips += 1
+                        self.skipped_total += 1
+                        warnings.warn(f"skipping {out.source}: {out.reason}", SkippedVideoWarning)
+                        continue
+                    yielded += 1
+                    sample = out.sample
+                    sample["skipped"] = pending_skips
+                    sample["data_pos"] = torch.tensor([epoch, local, out.member + 1])
+                    pending_skips = 0
+                    yield sample
+                self._epoch, self._index, self._member = epoch, local + 1, 0
+            if yielded == 0 and whole_epoch:
+                if attempted > 0:
+                    self._no_usable_units(epoch, num_workers, worker)
+                    return  # this worker's share is all bad; the others continue
+                raise UserError(f"no videos found in {self._describe()}; check the sources")
+            epoch, index, member = epoch + 1, 0, 0
+            self._epoch, self._index, self._member = epoch, 0, 0
+            if not self.loop:
+                return
+
+    def _no_usable_units(self, epoch: int, num_workers: int, worker: int) -> None:
+        """Raise if no unit of the whole epoch is usable; else warn that this worker stops."""
+        message = (
+            f"no usable video in {self._describe()}: every file was skipped (corrupt, audio-only, "
+            f"or too short for the clip); check the data, or lower num_frames / dt_min"
+        )
+        if num_workers * self.world_size == 1:
+            raise UserError(message)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for gpos in range(len(self._units())):
+                unit = self._unit_at(epoch, gpos)
+                if any(o.sample is not None for o in self._process(unit, epoch, gpos, 0)):
+                    warnings.warn(
+                        f"rank {self.rank} worker {worker}: all its videos this epoch are "
+                        f"unusable; it stops and the other workers continue",
+                        SkippedVideoWarning,
+                    )
+                    return
+        raise UserError(message)
+
+
+# ----------------------------------------------------------------------------- video clips
+
+
+class VideoClipDataset(ResumableStream):
+    """Stream of variable-FPS clips decoded from videos (paper §3.2).
+
+    For each video: probe its duration, draw ``num_frames`` times with
+    :func:`~dinoworld.data.sampler.sample_clip_times`, decode the nearest frames (one seek), and
+    resize them. Yields dicts::
+
+        frames   (T, 3, h, w) float32 in [0, 1]
+        times    (T,) float32  actual frame timestamps, seconds from the video's start
+        source   str           path, or "<shard>::<member>" for tar shards
+        skipped  int           bad files this worker skipped since its previous sample
+        data_pos (3,) int64    (epoch, index, member) after this sample, for :meth:`observe`
+
+    Each video gives one clip per epoch; each tar shard is a unit read whole by one worker.
+    Corrupt, truncated, empty, audio-only and too-short files are skipped with a
+    :class:`SkippedVideoWarning` and counted. If no file of an epoch is usable a :class:`UserError`
+    is raised instead of looping forever.
+
+    Resume: ``state_dict()`` / ``load_state_dict()`` hold ``(epoch, index, member)``. With
+    ``num_workers=0`` the resumed stream is exactly the continuation. With workers, call
+    :meth:`observe` on each consumed batch; resuming then skips what other workers had prefetched
+    (at most about ``num_workers * prefetch_factor * batch_size`` units) and never repeats.
+    """
+
+    def __init__(
+        self,
+        sources: PathLike | Sequence[Any],
+        num_frames: int = 8,
+        dt_min: float = 0.1,
+        dt_max: float = 0.5,
+        size: int | tuple[int, int] = (224, 224),
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        policy: str = "crop",
+        loop: bool = True,
+        shuffle: bool = True,
+    ):
+        super().__init__(seed, rank, world_size, loop, shuffle)
+        if policy not in ("crop", "resize", "pad"):
+            raise UserError(f"unknown resize policy {policy!r}; use 'crop', 'resize' or 'pad'")
+        self.num_frames, self.dt_min, self.dt_max = int(num_frames), float(dt_min), float(dt_max)
+        self.size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        self.policy = policy
+        files, shards = resolve_sources(sources)
+        self.files, self.shards = files, shards
+        self._unit_list: list[tuple[str, str]] = [("file", f) for f in files] + [
+            ("tar", s) for s in shards
+        ]
+        if not self._unit_list:
+            raise UserError(f"no videos found in {sources!r}; check the paths")
+
+    def _units(self) -> list[tuple[str, str]]:
+        return self._unit_list
+
+    def _describe(self) -> str:
+        return f"{len(self.files)} video files and {len(self.shards)} tar shards"
+
+    def clip(
+        self, source: Any, rng: np.random.Generator, name: str | None = None
+    ) -> dict[str, Any]:
+        """Sample, decode and resize one clip from a path or bytes (raises on a bad file)."""
+        name = name or source_name(source)
+        container = _open(source)
+        try:
+            info = _info(container, name)
+            times = sample_clip_times(info.span, self.num_frames, self.dt_min, self.dt_max, rng)
+            # A nearest frame farther than this means the data ends early (truncated file).
+            max_error = max(self.dt_max, 2.0 / info.fps) if info.fps > 0 else None
+            frames, actual = _decode_open(container, name, times, info.fps, max_error)
+        finally:
+            container.close()
+        return {
+            "frames": resize_crop(frames, self.size, self.policy),  # (T, 3, h, w)
+            "times": torch.from_numpy(actual.astype(np.float32)),  # (T,)
+            "source": name,
+        }
+
+    def _try(self, member: int, source: Any, name: str, rng: np.random.Generator) -> _Outcome:
+        try:
+            return _Outcome(member, name, self.clip(source, rng, name))
+        except (CorruptVideo, TooShort) as e:
+            return _Outcome(member, name, None, str(e))
+
+    def _process(self, unit: Any, epoch: int, gpos: int, first_member: int) -> Iterator[_Outcome]:
+        kind, path = unit
+        if kind == "file":
+            if first_member > 0:  # already consumed before a resume
+                return
+            yield self._try(0, path, path, np.random.default_rng([self.seed, epoch, gpos, 0]))
+            return
+        member = -1
+        try:
+            for member, (name, data) in enumerate(iter_tar_videos([path])):
+                if member < first_member:
+                    continue
+                rng = np.random.default_rng([self.seed, epoch, gpos, member])
+                yield self._try(member, data, name, rng)
+        except CorruptShard as e:
+            yield _Outcome(max(member + 1, first_member), path, None, str(e))
