@@ -9,7 +9,7 @@ import torch
 from dinoworld.config import load_config
 from dinoworld.data import write_synthetic_dataset
 from dinoworld.errors import UserError
-from dinoworld.train import TrainConfig, train, warmup_constant
+from dinoworld.train import TrainConfig, lr_factor, train
 from dinoworld.train.checkpoint import complete_checkpoints, latest_checkpoint, read_model_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +38,15 @@ def _run(videos, out, *extra, resume=True, max_steps=None):
     return train(cfg, resume=resume, max_steps=max_steps, return_model=True)
 
 
-def test_warmup_then_constant():
-    assert warmup_constant(0, 5000) == pytest.approx(1 / 5000)
-    assert warmup_constant(2499, 5000) == pytest.approx(0.5)
-    assert warmup_constant(4999, 5000) == 1.0 and warmup_constant(10**6, 5000) == 1.0
+def test_warmup_then_constant_or_cosine():
+    assert lr_factor(0, 5000) == pytest.approx(1 / 5000)
+    assert lr_factor(2499, 5000) == pytest.approx(0.5)
+    assert lr_factor(4999, 5000) == 1.0 and lr_factor(10**6, 5000) == 1.0
+    assert lr_factor(10, 10, 110, "cosine") == pytest.approx(1.0)
+    assert lr_factor(60, 10, 110, "cosine") == pytest.approx(0.5)
+    assert lr_factor(110, 10, 110, "cosine", floor=0.1) == pytest.approx(0.1)
+    with pytest.raises(UserError, match="schedule"):
+        lr_factor(20, 10, 100, "linear")
 
 
 def test_resume_is_exact(videos, tmp_path):

@@ -24,7 +24,7 @@ from .world_model import WorldModel
 class Rollout:
     """Everything one rollout produced; arrays are on CPU."""
 
-    frames: np.ndarray  # (N, H', W', 3) uint8, decoded context + available future frames
+    frames: np.ndarray  # (N, res, res, 3) uint8: the context + available future frames as the encoder saw them
     times: np.ndarray  # (K_ctx + K,) seconds: actual context times, then query times
     is_context: np.ndarray  # (K_ctx + K,) bool
     true: list[torch.Tensor | None]  # per column: encoded features (h, w, D) or None past the video's end
@@ -58,8 +58,10 @@ def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: 
         raise UserError(f"{video} lasts {info.span:.2f}s; the context needs {ctx_t[-1]:.2f}s (lower --start/--step/--context)")
     avail = fut_t <= info.span + 1e-6
     want = np.concatenate([ctx_t, fut_t[avail]])
-    frames, actual = decode_at(str(video), want)
-    feats = wm.encode(resize_crop(frames, (res, res))[None])[0]  # (N, h, w, D)
+    raw, actual = decode_at(str(video), want)
+    frames = resize_crop(raw, (res, res))  # (N, 3, res, res) in [0, 1]
+    feats = wm.encode(frames[None])[0]  # (N, h, w, D)
+    frames = (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
     ctx_times = torch.tensor(actual[:context], dtype=torch.float32)[None]
     q = torch.tensor(np.concatenate([actual[context:], fut_t[~avail]]), dtype=torch.float32)[None]
     ctx = feats[None, :context]

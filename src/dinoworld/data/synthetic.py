@@ -131,6 +131,7 @@ def write_synthetic_dataset(
     seed: int = 0,
     num_objects: int = 3,
     gravity: float = 0.0,
+    background: str = "texture",
 ) -> list[str]:
     """Write ``num_videos`` mp4 files ``video_0000.mp4 ...`` and return their paths.
 
@@ -146,7 +147,8 @@ def write_synthetic_dataset(
         secs = float(seconds) if isinstance(seconds, (int, float)) else float(rng.uniform(*seconds))
         rate = rates[i % len(rates)]
         frames = make_moving_objects_video(
-            secs, rate, size, num_objects, seed=int(rng.integers(2**31)), gravity=gravity
+            secs, rate, size, num_objects, seed=int(rng.integers(2**31)), gravity=gravity,
+            background=background,
         )
         paths.append(write_video(out / f"video_{i:04d}.mp4", frames, rate))
     return paths

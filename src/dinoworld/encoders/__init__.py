@@ -22,12 +22,14 @@ def _names() -> list[str]:
 ENCODER_NAMES = _names()
 
 
-def load_encoder(name: str = DEFAULT_ENCODER, weights: str | None = None, device: Any = None, **overrides: Any) -> FrozenEncoder:
+def load_encoder(name: str = DEFAULT_ENCODER, weights: str | None = None, device: Any = None,
+                 local_only: bool = False, **overrides: Any) -> FrozenEncoder:
     """A frozen encoder by name.
 
     ``weights``: ``None`` = the released weights from the Hugging Face hub cache (downloaded when
     online); a local folder or file; or ``"random"`` for random weights (tests only — never a
-    silent fallback). ``overrides`` change architecture fields (e.g. ``num_hidden_layers=1`` in tests).
+    silent fallback). ``local_only`` never touches the network. ``overrides`` change architecture
+    fields (e.g. ``num_hidden_layers=1`` in tests).
     """
     if name not in ENCODER_NAMES:
         raise UserError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODER_NAMES)}")
@@ -35,15 +37,16 @@ def load_encoder(name: str = DEFAULT_ENCODER, weights: str | None = None, device
         from .hf import DINOv2Encoder
 
         size = name.split("-")[1]
-        enc: FrozenEncoder = DINOv2Encoder(size, registers=name.endswith("-reg"), weights=weights, **overrides)
+        enc: FrozenEncoder = DINOv2Encoder(size, registers=name.endswith("-reg"), weights=weights,
+                                          local_only=local_only, **overrides)
     elif name == "siglip2-so400m14":
         from .hf import SigLIP2Encoder
 
-        enc = SigLIP2Encoder(weights=weights, **overrides)
+        enc = SigLIP2Encoder(weights=weights, local_only=local_only, **overrides)
     elif name == "sd35-vae":
         from .vae import SD35VAEEncoder
 
-        enc = SD35VAEEncoder(weights=weights, **overrides)
+        enc = SD35VAEEncoder(weights=weights, local_only=local_only, **overrides)
     else:
         from .standin import PixelPyramidEncoder
 

@@ -22,12 +22,14 @@ DINOV2_ARCH = {
 }
 
 
-def load_hf_weights(model_cls: Any, config: Any, weights: str | os.PathLike | None, default_id: str, name: str):
+def load_hf_weights(model_cls: Any, config: Any, weights: str | os.PathLike | None, default_id: str, name: str,
+                    local_only: bool = False):
     """Build ``model_cls`` from a hub id (cache), a local folder or file, or random weights.
 
     ``weights``: ``None`` -> ``default_id`` from the hub cache (downloaded if the hub is reachable);
     ``"random"`` -> random initialisation (tests only); a folder -> ``from_pretrained(folder)``;
     a ``.safetensors``/``.bin``/``.pt`` file -> a state dict with transformers key names.
+    ``local_only`` never touches the network (the hub cache or local paths only).
     """
     if weights == RANDOM:
         return model_cls(config)
@@ -53,7 +55,7 @@ def load_hf_weights(model_cls: Any, config: Any, weights: str | os.PathLike | No
                     "pass a transformers-format checkpoint (folder with config.json + model.safetensors)"
                 )
             return model
-        return model_cls.from_pretrained(str(path) if path.exists() else source)
+        return model_cls.from_pretrained(str(path) if path.exists() else source, local_files_only=local_only)
     except UserError:
         raise
     except (OSError, ValueError) as err:
@@ -74,7 +76,8 @@ class DINOv2Encoder(FrozenEncoder):
 
     patch_size = 14
 
-    def __init__(self, size: str = "b14", registers: bool = True, weights: str | None = None, **overrides: Any):
+    def __init__(self, size: str = "b14", registers: bool = True, weights: str | None = None,
+                 local_only: bool = False, **overrides: Any):
         super().__init__(IMAGENET_MEAN, IMAGENET_STD)
         from transformers import Dinov2Config, Dinov2Model, Dinov2WithRegistersConfig, Dinov2WithRegistersModel
 
@@ -93,7 +96,7 @@ class DINOv2Encoder(FrozenEncoder):
         else:
             cfg, cls, hub = Dinov2Config(**arch), Dinov2Model, f"facebook/dinov2-{suffix}"
         self.name = f"dinov2-{size}{'-reg' if registers else ''}"
-        self.model = load_hf_weights(cls, cfg, weights, hub, self.name)
+        self.model = load_hf_weights(cls, cfg, weights, hub, self.name, local_only)
         self.dim = self.model.config.hidden_size
         self.num_prefix = 1 + (self.model.config.num_register_tokens if registers else 0)
         self.freeze()
@@ -110,7 +113,7 @@ class SigLIP2Encoder(FrozenEncoder):
     name = "siglip2-so400m14"
     patch_size = 14
 
-    def __init__(self, weights: str | None = None, **overrides: Any):
+    def __init__(self, weights: str | None = None, local_only: bool = False, **overrides: Any):
         super().__init__((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
         from transformers import SiglipVisionConfig, SiglipVisionModel
 
@@ -118,7 +121,8 @@ class SigLIP2Encoder(FrozenEncoder):
                     patch_size=14, image_size=224)
         arch.update(overrides)
         self.model = load_hf_weights(
-            SiglipVisionModel, SiglipVisionConfig(**arch), weights, "google/siglip2-so400m-patch14-224", self.name
+            SiglipVisionModel, SiglipVisionConfig(**arch), weights, "google/siglip2-so400m-patch14-224", self.name,
+            local_only,
         )
         self.dim = self.model.config.hidden_size
         self.freeze()

@@ -26,7 +26,7 @@ class SD35VAEEncoder(FrozenEncoder):
     name = "sd35-vae"
     patch_size = 16
 
-    def __init__(self, weights: str | None = None, **overrides: Any):
+    def __init__(self, weights: str | None = None, local_only: bool = False, **overrides: Any):
         super().__init__((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # VAE input in [-1, 1]
         try:
             from diffusers import AutoencoderKL
@@ -43,7 +43,8 @@ class SD35VAEEncoder(FrozenEncoder):
         if weights == RANDOM:
             self.model = AutoencoderKL(**arch)
         else:
-            self.model = load_hf_weights(_VAE, None, weights, "stabilityai/stable-diffusion-3.5-medium", self.name)
+            self.model = load_hf_weights(_VAE, None, weights, "stabilityai/stable-diffusion-3.5-medium", self.name,
+                                         local_only)
         self.dim = 4 * self.model.config.latent_channels
         self.freeze()
 

@@ -41,6 +41,8 @@ class ModelConfig:
 class OptimConfig:
     lr: float = 1e-4  #: peak learning rate (constant after warm-up)
     warmup_steps: int = 5000  #: linear warm-up from 0
+    schedule: str = "constant"  #: after warm-up: "constant" (paper) or "cosine" (decay to min_lr_ratio * lr)
+    min_lr_ratio: float = 0.0  #: final lr / peak lr of the cosine schedule
     weight_decay: float = 0.4
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 0.0  #: max global grad norm; 0 disables clipping

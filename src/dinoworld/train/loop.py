@@ -9,6 +9,7 @@ for frame t+1 also gets the action taken at frame t.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import time
 from pathlib import Path
@@ -42,9 +43,18 @@ def teacher_forcing_loss(
     return prediction_loss(pred, target), copy
 
 
-def warmup_constant(step: int, warmup: int) -> float:
-    """Learning-rate factor: linear warm-up over ``warmup`` steps, then constant 1 (paper App. A.2)."""
-    return 1.0 if warmup <= 0 else min(1.0, (step + 1) / warmup)
+def lr_factor(step: int, warmup: int, total: int = 0, schedule: str = "constant", floor: float = 0.0) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then constant 1 (paper App. A.2),
+    or a cosine decay from 1 to ``floor`` at ``total`` steps (the paper found no difference at scale;
+    short CPU runs need the decay to get below the gradient-noise floor)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    raise UserError(f"unknown optim.schedule {schedule!r}; use constant or cosine")
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -272,7 +282,9 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
 
     model = wrap_model(model, env, cfg.strategy, cfg.model.size)
     optimizer = torch.optim.AdamW(param_groups(model, o.weight_decay), lr=o.lr, betas=tuple(o.betas))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_constant(s, o.warmup_steps))
+    lr_factor(0, o.warmup_steps, cfg.total_steps, o.schedule)  # validate the schedule name up front
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, o.warmup_steps, cfg.total_steps, o.schedule, o.min_lr_ratio))
 
     step, data_state, skipped_total = 0, None, 0
     ckpt = latest_checkpoint(out) if resume else None
