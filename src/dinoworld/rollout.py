@@ -1,8 +1,9 @@
 """Roll a world model out on a video: predictions, errors against the true future, figures.
 
-Used by ``dinoworld rollout`` and the demo. Errors are the mean absolute error (L1) between
-predicted and encoded features of the true frame at the same time, for the autoregressive rollout,
-the direct prediction and the copy-last baseline.
+Used by ``dinoworld rollout`` and the demo. Errors compare predicted and encoded features of the
+true frame at the same time, for the autoregressive rollout, the direct prediction and the
+copy-last baseline, in two metrics: mean absolute error (L1) and the training objective (smooth L1,
+β = 0.1), which forgives the many small errors of a blurry prediction more than L1 does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from .data import decode_at, probe_video, resize_crop
 from .errors import UserError
+from .model import prediction_loss
 from .world_model import WorldModel
 
 
@@ -32,10 +34,15 @@ class Rollout:
     direct: torch.Tensor  # (K, h, w, D)
     horizons: list[float]  # seconds after the last context frame
     errors: dict[str, list[float | None]] = field(default_factory=dict)  # method -> per-horizon L1
+    errors_smooth_l1: dict[str, list[float | None]] = field(default_factory=dict)  # same, training loss
 
 
 def l1(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).abs().mean())
+
+
+def smooth_l1(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(prediction_loss(a, b))
 
 
 def default_resolution(wm: WorldModel) -> int:
@@ -74,6 +81,7 @@ def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: 
     last = feats[context - 1].cpu()
     for name, preds in (("autoregressive", ar), ("direct", direct), ("copy-last", last.expand_as(ar))):
         out.errors[name] = [None if t is None else l1(p, t) for p, t in zip(preds, true[context:])]
+        out.errors_smooth_l1[name] = [None if t is None else smooth_l1(p, t) for p, t in zip(preds, true[context:])]
     return out
 
 
@@ -98,7 +106,8 @@ def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout"
         files["horizons"] = str(horizon_plot([r.horizons[i] for i in have],
                                              {m: [e[i] for i in have] for m, e in r.errors.items()},
                                              out / f"{name}_horizons.png", ylabel="L1 error to encoded future"))
-    report = {"horizons_s": r.horizons, "errors_l1": r.errors, "times_s": r.times.tolist(), "files": files}
+    report = {"horizons_s": r.horizons, "errors_l1": r.errors, "errors_smooth_l1": r.errors_smooth_l1,
+              "times_s": r.times.tolist(), "files": files}
     (out / f"{name}.json").write_text(json.dumps(report, indent=2))
     files["json"] = str(out / f"{name}.json")
     return files

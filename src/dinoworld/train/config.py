@@ -58,6 +58,7 @@ class Stage:
 
 @dataclass
 class FinetuneConfig:
+    env: str = ""  #: environment the trajectories come from (pusht, wall, pointmaze), recorded in checkpoints
     init: str = ""  #: checkpoint folder to start from ("" = random init, i.e. from scratch)
     #: "all" trains every parameter; "actions" freezes the pre-trained predictor and trains only
     #: the action projection and action blocks

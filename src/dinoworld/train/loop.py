@@ -21,7 +21,7 @@ from torch import nn
 
 from ..config import to_dict
 from ..errors import UserError
-from ..model import Predictor, build_predictor, copy_last_prediction, prediction_loss
+from ..model import Predictor, build_predictor, prediction_loss
 from .checkpoint import latest_checkpoint, load_train_state, read_model_folder, save_checkpoint
 from .config import TrainConfig
 from .distributed import Dist, all_reduce_mean, all_reduce_sum, barrier, init_distributed, wrap_model
