@@ -12,7 +12,8 @@ from dinoworld.train import TrainConfig, train
 torch.set_num_threads(1)
 cfg = load_config(TrainConfig, None, sys.argv[1:])
 summary = train(cfg, resume=False, return_model=True)
-flat = torch.cat([p.detach().flatten() for p in summary["model"].parameters()])
+params = [p.full_tensor() if hasattr(p, "full_tensor") else p for p in summary["model"].parameters()]  # FSDP2: DTensor
+flat = torch.cat([p.detach().flatten() for p in params])
 if dist.is_initialized():
     gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, flat)

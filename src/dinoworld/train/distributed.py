@@ -55,10 +55,14 @@ def wrap_model(model: nn.Module, env: Dist, strategy: str, size: str) -> nn.Modu
         return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused)
     if strategy == "fsdp":
         try:
-            from torch.distributed.fsdp import fully_shard
+            from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
         except ImportError:
             raise UserError("strategy=fsdp needs torch>=2.6 (torch.distributed.fsdp.fully_shard)") from None
         for blk in model.blocks:
+            fully_shard(blk)
+            # keys/values are computed outside forward(): gather the block's weights there too
+            register_fsdp_forward_method(blk, "context_kv")
+        for blk in model.action_blocks or []:
             fully_shard(blk)
         fully_shard(model)
         return model
