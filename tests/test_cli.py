@@ -24,6 +24,25 @@ def test_user_error_is_one_line(capsys):
     assert len(err) == 1 and err[0].startswith("error: unknown predictor size")
 
 
-def test_console_script_help_has_examples():
-    out = subprocess.run([sys.executable, "-m", "dinoworld.cli", "info", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "example:" in out.stdout and "dinoworld info" in out.stdout
+def test_module_entry_points_know_every_verb():
+    # `python -m dinoworld.cli` is what torchrun and the Makefile run; verbs live in several modules
+    for entry in (["-m", "dinoworld.cli"], ["-m", "dinoworld"]):
+        out = subprocess.run([sys.executable, *entry, "--help"], capture_output=True, text=True)
+        for verb in ("info", "train", "encode", "rollout", "demo", "collect", "finetune"):
+            assert f"dinoworld {verb} " in out.stdout, (entry, verb, out.stdout[-800:])
+    out = subprocess.run([sys.executable, "-m", "dinoworld.cli", "demo", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "example:" in out.stdout and "dinoworld demo" in out.stdout
+
+
+def test_every_verb_has_help_with_example(capsys):
+    import pytest
+
+    from dinoworld.cli import VERBS, _load_verbs
+
+    _load_verbs()
+    assert {"info", "train", "encode", "rollout", "demo", "collect", "finetune"} <= set(VERBS)
+    for name in VERBS:
+        with pytest.raises(SystemExit) as e:
+            main([name, "--help"])
+        assert e.value.code == 0
+        assert "example:" in capsys.readouterr().out

@@ -104,4 +104,8 @@ def _load_verbs() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m dinoworld.cli` runs this file as __main__: dispatch through the real module so the
+    # verbs registered by other modules (which import dinoworld.cli) are found.
+    from dinoworld.cli import main as _main
+
+    sys.exit(_main())
