@@ -23,7 +23,7 @@ def _rollout_args(p: argparse.ArgumentParser) -> None:
 
 
 @verb("rollout", "roll a checkpoint out on a video: figure, MP4, per-step errors vs copy-last, direct vs autoregressive",
-      "dinoworld rollout clip.mp4 --checkpoint runs/demo/model --context 4 --horizon 2.0 --step 0.25 --out rollout/")(_rollout_args)
+      "dinoworld rollout clip.mp4 --checkpoint demo_out/model --context 4 --horizon 2.0 --step 0.25 --out rollout/")(_rollout_args)
 def run_rollout(args: argparse.Namespace) -> int:
     from .rollout import attention_outputs, rollout_video, write_rollout_outputs
     from .world_model import WorldModel
