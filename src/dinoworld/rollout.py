@@ -18,7 +18,7 @@ import torch
 
 from .data import decode_at, probe_video, resize_crop
 from .errors import UserError
-from .model import prediction_loss
+from .model import copy_last_prediction, prediction_loss
 from .world_model import WorldModel
 
 
@@ -78,8 +78,8 @@ def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: 
     out = Rollout(frames=frames, times=np.concatenate([actual[:context], q[0].numpy()]),
                   is_context=np.arange(context + k) < context, true=true, autoregressive=ar, direct=direct,
                   horizons=[float(h) for h in (q[0].numpy() - actual[context - 1])])
-    last = feats[context - 1].cpu()
-    for name, preds in (("autoregressive", ar), ("direct", direct), ("copy-last", last.expand_as(ar))):
+    copy = copy_last_prediction(ctx, ctx_times, q)[0].cpu()
+    for name, preds in (("autoregressive", ar), ("direct", direct), ("copy-last", copy)):
         out.errors[name] = [None if t is None else l1(p, t) for p, t in zip(preds, true[context:])]
         out.errors_smooth_l1[name] = [None if t is None else smooth_l1(p, t) for p, t in zip(preds, true[context:])]
     return out
