@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 
 install:
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e ".[demo]"
 
 install-dev:
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
@@ -21,4 +21,4 @@ test: install-dev
 	$(PY) -m pytest -q
 
 bench: install-dev
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/streaming.py

