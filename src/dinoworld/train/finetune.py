@@ -580,8 +580,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         errs = action_conditioned_errors(model, stream, encoder, batch_size=cfg.optim.micro_batch_size,
                                          max_batches=args.check_batches)
         summary["action_check"] = errs
-        print(f"held-out next-latent loss: true actions {errs['true']:.4f}, shuffled {errs['shuffled']:.4f}, "
-              f"copy-last {errs['copy_last']:.4f} ({errs['clips']} clips)")
+        print(f"held-out next-latent loss: true actions {errs['true']:.5g}, shuffled {errs['shuffled']:.5g}, "
+              f"copy-last {errs['copy_last']:.5g} ({errs['clips']} clips)")
     print(f"step {summary['step']}: checkpoint {summary['checkpoint']}")
     if args.json:
         print(json.dumps(summary))
