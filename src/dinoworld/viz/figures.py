@@ -127,6 +127,26 @@ def _context_square(ax: Axes) -> None:
             fontsize=7, zorder=4)
 
 
+def rollout_columns(frames: FrameColumns, times, true_feats: FeatureColumns, pred_feats: FeatureColumns,
+                    is_context, pca: PCA | None, caller: str):
+    """Per-time-step inputs of a rollout figure or video, checked and PCA-coloured with one projection.
+
+    Returns ``(times, is_context, frames, true_rgb, pred_rgb)`` as equal-length lists; the PCA is
+    fitted on the encoder features when ``pca`` is None (on predictions if there are none).
+    """
+    times_l = [float(t) for t in (times.tolist() if hasattr(times, "tolist") else times)]
+    t = len(times_l)
+    if t == 0:
+        raise ValueError(f"{caller} needs at least one time step")
+    ctx = [bool(c) for c in (is_context.tolist() if hasattr(is_context, "tolist") else is_context)]
+    if len(ctx) != t:
+        raise ValueError(f"is_context has {len(ctx)} entries, expected {t}")
+    true_cols = feature_columns(true_feats, t, "true_feats")
+    pred_cols = feature_columns(pred_feats, t, "pred_feats")
+    pca = resolve_pca(pca, true_cols, pred_cols)
+    return times_l, ctx, frame_columns(frames, t), columns_to_rgb(true_cols, pca), columns_to_rgb(pred_cols, pca)
+
+
 def render_rollout(
     frames: FrameColumns,
     times: Sequence[float] | np.ndarray | Tensor,
@@ -144,19 +164,9 @@ def render_rollout(
 
     Axes are labelled ``"<row>/<col>"`` with row in ``frames``, ``encoder``, ``predicted``.
     """
-    times_l = [float(t) for t in (times.tolist() if hasattr(times, "tolist") else times)]
+    times_l, ctx, frame_cols, true_rgb, pred_rgb = rollout_columns(
+        frames, times, true_feats, pred_feats, is_context, pca, "rollout_figure")
     t = len(times_l)
-    if t == 0:
-        raise ValueError("rollout_figure needs at least one time step")
-    ctx = [bool(c) for c in (is_context.tolist() if hasattr(is_context, "tolist") else is_context)]
-    if len(ctx) != t:
-        raise ValueError(f"is_context has {len(ctx)} entries, expected {t}")
-    frame_cols = frame_columns(frames, t)
-    true_cols = feature_columns(true_feats, t, "true_feats")
-    pred_cols = feature_columns(pred_feats, t, "pred_feats")
-    pca = resolve_pca(pca, true_cols, pred_cols)  # fitted on encoder features when available
-    true_rgb = columns_to_rgb(true_cols, pca)
-    pred_rgb = columns_to_rgb(pred_cols, pca)
 
     # Cell aspect from the frames if any, else from the feature grid.
     ref = next((f for f in frame_cols if f is not None), None)

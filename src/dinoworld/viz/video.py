@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Union
 
@@ -12,15 +11,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from dinoworld.viz.figures import FrameColumns, frame_columns, format_time
-from dinoworld.viz.pca import (
-    PCA,
-    FeatureColumns,
-    columns_to_rgb,
-    feature_columns,
-    resolve_pca,
-    upsample_nearest,
-)
+from dinoworld.data.video import write_video
+from dinoworld.viz.figures import FrameColumns, format_time, rollout_columns
+from dinoworld.viz.pca import PCA, FeatureColumns, upsample_nearest
 
 __all__ = ["write_rollout_mp4", "render_rollout_frames", "pick_codec"]
 
@@ -81,19 +74,9 @@ def render_rollout_frames(
     (fitted on the encoder features unless ``pca`` is given) and upsampled nearest-neighbour.
     Context steps show a grey "context" square as prediction; missing inputs show a blank panel.
     """
-    times_l = [float(t) for t in (times.tolist() if hasattr(times, "tolist") else times)]
+    times_l, ctx, frame_cols, true_rgb, pred_rgb = rollout_columns(
+        frames, times, true_feats, pred_feats, is_context, pca, "write_rollout_mp4")
     t = len(times_l)
-    if t == 0:
-        raise ValueError("write_rollout_mp4 needs at least one time step")
-    ctx = [bool(c) for c in (is_context.tolist() if hasattr(is_context, "tolist") else is_context)]
-    if len(ctx) != t:
-        raise ValueError(f"is_context has {len(ctx)} entries, expected {t}")
-    frame_cols = frame_columns(frames, t)
-    true_cols = feature_columns(true_feats, t, "true_feats")
-    pred_cols = feature_columns(pred_feats, t, "pred_feats")
-    pca = resolve_pca(pca, true_cols, pred_cols)
-    true_rgb = columns_to_rgb(true_cols, pca)
-    pred_rgb = columns_to_rgb(pred_cols, pca)
 
     # Panel size: the first frame's size, else the feature grid scaled up to >= _MIN_PANEL.
     ref = next((f for f in frame_cols if f is not None), None)
@@ -162,25 +145,10 @@ def write_rollout_mp4(
 
     Inputs are as for :func:`dinoworld.viz.rollout_figure`; see :func:`render_rollout_frames`.
     """
-    import av
-
     images = render_rollout_frames(frames, true_feats, pred_feats, times, is_context, pca,
                                    panel_height=panel_height, show_context_preds=show_context_preds)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     codec = codec or pick_codec()
-    h, w = images[0].shape[:2]
-    with av.open(str(p), mode="w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        if codec == "mpeg4":
-            stream.bit_rate = 4_000_000
-        elif codec == "libx264":
-            stream.options = {"crf": "18"}
-        for img in images:
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    options = {"crf": "18"} if codec == "libx264" else {"b": "4000000"} if codec == "mpeg4" else None
+    p = Path(path)
+    write_video(p, np.stack(images), fps, codec=codec, options=options)
     return p
