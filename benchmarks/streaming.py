@@ -14,7 +14,7 @@ import time
 import torch
 
 from dinoworld.model import build_predictor
-from dinoworld.world_model import WorldModel
+from dinoworld.model import WorldModel
 
 
 def main() -> None:

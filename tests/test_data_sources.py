@@ -14,12 +14,12 @@ from torch.utils.data import DataLoader
 from _video_files import read_index, write_bad_files, write_indexed_video
 from dinoworld.data.sources import (
     CorruptShard,
-    SkippedVideoWarning,
     VideoClipDataset,
     expand_shards,
     iter_tar_videos,
     list_videos,
 )
+from dinoworld.data.stream import SkippedVideoWarning
 from dinoworld.errors import UserError
 
 FPS = (7.5, 10.0, 12.0)

@@ -8,19 +8,14 @@ import pytest
 import torch
 
 from dinoworld.cli import main
-from dinoworld.data.trajectories import FORMAT_NAME, FORMAT_VERSION, META_FILE, collect, episode_path, write_episode
-from dinoworld.model import build_predictor
-from dinoworld.train.checkpoint import latest_checkpoint, read_model_folder, write_model_folder
+from dinoworld.data.trajectories import FORMAT_NAME, FORMAT_VERSION, META_FILE, episode_path, write_episode
+from dinoworld.data.trajectory_clips import num_windows, split_episodes, steps_for_epochs, trajectory_info
+from dinoworld.envs.collect import collect
+from dinoworld.model import CheckpointMeta, EncoderInfo, build_predictor, group_actions
+from dinoworld.model.folder import latest_checkpoint, read_model_folder, write_model_folder
 from dinoworld.train.distributed import Dist
-from dinoworld.train.finetune import (
-    finetune_config,
-    group_actions,
-    num_windows,
-    split_episodes,
-    steps_for_epochs,
-    trajectory_info,
-    trajectory_stream,
-)
+from dinoworld.train.finetune import finetune_config
+from dinoworld.train.streams import make_stream as trajectory_stream
 
 EPISODES, STEPS, F, T = 40, 20, 5, 4
 N_VAL = 4  # 10 % of the episodes
@@ -31,16 +26,6 @@ TINY = [
     "optim.lr=1e-3", "optim.warmup_steps=1", "data.num_workers=0", "stages=[{steps: 3, resolution: 56}]",
     "log_every=1", "ckpt_every=1000", "val_every=1000", "val_batches=1", "tensorboard=false", "progress=false",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core CPU, two threads ran these tests ~10x slower as soon as
-    another process held a core; one thread is barely slower on an idle machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +50,7 @@ def init_ckpt(tmp_path):
     """A 'pre-trained' unconditional tiny predictor for the pixel-pyramid stand-in (36-d tokens)."""
     model = build_predictor("tiny", in_dim=36)
     folder = tmp_path / "init"
-    write_model_folder(folder, model.state_dict(), {"predictor": model.cfg.to_dict(),
-                                                    "encoder": {"name": "pixel-pyramid", "weights": None}})
+    write_model_folder(folder, model.state_dict(), CheckpointMeta(model.cfg.to_dict(), EncoderInfo("pixel-pyramid")))
     return folder, {k: v.clone() for k, v in model.state_dict().items()}
 
 
@@ -145,6 +129,8 @@ def test_one_epoch_is_every_training_window_once_and_val_is_held_out(wall):
     assert default.stages[0].resolution == 224
     assert default.stages[0].steps == steps_for_epochs(info.lengths, 25, 16, T, F, episodes=info.train)
     assert default.optim.warmup_steps == int(np.ceil(0.1 * default.stages[0].steps))
+    small = finetune_config("wall", str(wall), "scratch", overrides=["optim.batch_size=16", "finetune.resolution=56"])
+    assert small.stages[0].resolution == 56 and small.stages[0].steps == default.stages[0].steps
 
 
 def test_stream_resumes_exactly(wall):
@@ -194,16 +180,16 @@ def test_frozen_mode_trains_only_action_blocks_and_saves_metadata(wall, tmp_path
         assert torch.equal(state[k], v), k
     gammas = [k for k in state if k.startswith("action_blocks.") and k.endswith("gamma")]
     assert len(gammas) == 2 and all(state[k].abs().sum() > 0 for k in gammas)  # initialised at zero, trained
-    assert meta["predictor"]["action_dim"] == 2 * F and meta["train_config"]["finetune"]["trainable"] == "actions"
+    assert meta.predictor["action_dim"] == 2 * F and meta.train_config["finetune"]["trainable"] == "actions"
 
     info = trajectory_info(wall, 0, 0.1)
-    assert meta["env"] == "wall" and meta["frameskip"] == F and meta["raw_action_dim"] == 2
-    assert meta["control_rate_hz"] == 10.0
-    np.testing.assert_allclose(meta["action_norm"]["mean"], info.mean)
-    np.testing.assert_allclose(meta["action_norm"]["std"], info.std)
-    assert meta["split"]["seed"] == 0
-    assert meta["split"]["train"] == [info.episode_ids[i] for i in info.train]
-    assert meta["split"]["val"] == [info.episode_ids[i] for i in info.val]
+    assert meta.env == "wall" and meta.frameskip == F and meta.raw_action_dim == 2
+    assert meta.control_rate_hz == 10.0
+    np.testing.assert_allclose(meta.action_norm["mean"], info.mean)
+    np.testing.assert_allclose(meta.action_norm["std"], info.std)
+    assert meta.split["seed"] == 0
+    assert meta.split["train"] == [info.episode_ids[i] for i in info.train]
+    assert meta.split["val"] == [info.episode_ids[i] for i in info.val]
 
 
 def test_full_and_scratch_configs(wall, init_ckpt):

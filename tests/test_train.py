@@ -10,7 +10,7 @@ from dinoworld.config import load_config
 from dinoworld.data import write_synthetic_dataset
 from dinoworld.errors import UserError
 from dinoworld.train import TrainConfig, lr_factor, train
-from dinoworld.train.checkpoint import complete_checkpoints, latest_checkpoint, read_model_folder
+from dinoworld.model.folder import complete_checkpoints, latest_checkpoint, read_model_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +59,7 @@ def test_resume_is_exact(videos, tmp_path):
         assert torch.equal(p, q), n
     # the checkpoint folder is config + safetensors (+ train state)
     meta, state = read_model_folder(latest_checkpoint(tmp_path / "b"))
-    assert meta["step"] == 6 and meta["predictor"]["dim"] == 128 and meta["encoder"]["name"] == "pixel-pyramid"
+    assert meta.step == 6 and meta.predictor["dim"] == 128 and meta.encoder.name == "pixel-pyramid"
     assert torch.equal(state["query"], straight.query.detach())
 
 
@@ -145,3 +145,31 @@ def test_two_torchrun_processes_match_single_process(videos, tmp_path, strategy,
     assert multi.keys() == single_state.keys()
     for k, v in single_state.items():
         assert torch.allclose(multi[k], v, atol=2e-5), k
+
+
+def test_a_feature_cache_fixes_the_resolution(videos, tmp_path):
+    """A cache encoded at 28 px cannot train a stage 'at 56': refused, never silently recorded as 56."""
+    from dinoworld.data import encode_videos_to_cache
+    from dinoworld.encoders import load_encoder
+
+    paths = sorted(str(p) for p in (videos / "train").glob("*.mp4"))[:4]
+    encode_videos_to_cache(paths, load_encoder("pixel-pyramid"), tmp_path / "cache", fps=8.0, size=(28, 28),
+                           progress=False)
+    with pytest.raises(UserError, match=r"encoded at 28x28 px but stage 1 asks for 56 px"):
+        _run(videos, tmp_path / "bad", f"data.source={tmp_path / 'cache'}", "stages=[{steps: 1, resolution: 56}]")
+    ok = _run(videos, tmp_path / "ok", f"data.source={tmp_path / 'cache'}", "stages=[{steps: 1, resolution: 28}]")
+    meta, _ = read_model_folder(ok["checkpoint"])
+    assert meta.resolution == 28 and meta.encoder.name == "pixel-pyramid"
+
+
+def test_one_default_gap_range_for_every_stream():
+    import inspect
+
+    from dinoworld.data import FeatureClipDataset, VideoClipDataset
+    from dinoworld.data.sampler import DT_MAX, DT_MIN
+    from dinoworld.train import DataConfig
+
+    for cls in (FeatureClipDataset, VideoClipDataset):
+        sig = inspect.signature(cls)
+        assert (sig.parameters["dt_min"].default, sig.parameters["dt_max"].default) == (DT_MIN, DT_MAX), cls
+    assert (DataConfig().dt_min, DataConfig().dt_max) == (DT_MIN, DT_MAX)

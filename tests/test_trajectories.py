@@ -8,12 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from dinoworld.data.trajectories import (
-    PAPER_SIZES,
-    collect,
-    episode_path,
-    load_trajectories,
-)
+from dinoworld.data.trajectories import episode_path, load_trajectories
+from dinoworld.envs.collect import PAPER_SIZES, collect
 from dinoworld.errors import UserError
 
 pytest.importorskip("gymnasium")

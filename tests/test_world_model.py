@@ -6,7 +6,7 @@ import torch
 from dinoworld.encoders import load_encoder
 from dinoworld.errors import UserError
 from dinoworld.model import build_predictor
-from dinoworld.world_model import WorldModel
+from dinoworld.model import WorldModel
 
 
 @pytest.fixture()

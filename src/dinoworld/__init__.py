@@ -21,7 +21,7 @@ _LAZY = {
     "build_predictor": ("dinoworld.model", "build_predictor"),
     "Predictor": ("dinoworld.model", "Predictor"),
     "PredictorConfig": ("dinoworld.model", "PredictorConfig"),
-    "WorldModel": ("dinoworld.world_model", "WorldModel"),
+    "WorldModel": ("dinoworld.model", "WorldModel"),
     "UserError": ("dinoworld.errors", "UserError"),
 }
 

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import shutil
@@ -19,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .cli import verb
 from .errors import UserError
 
 #: frame gaps of the training clips (s) and the rollout step: gaps long enough that objects move by
@@ -84,11 +82,11 @@ def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weight
 
     from .config import merge
     from .data import encode_videos_to_cache
-    from .rollout import as_jsonable, rollout_video, summarise, write_rollout_outputs
+    from .eval.rollout import as_jsonable, rollout_video, summarise, write_rollout_outputs
     from .train import TrainConfig, train
     from .train.logging import read_metrics
     from .viz import horizon_plot
-    from .world_model import WorldModel
+    from .model import WorldModel
 
     t_start = time.time()
     out = Path(out)
@@ -199,33 +197,3 @@ def render_report(m: dict[str, Any]) -> str:
                   f"![{name} errors](figures/{name}_horizons_mean.png)", ""]
     lines += [f"Total time: {m['total_seconds']} s on {m['torch_threads']} CPU threads.", ""]
     return "\n".join(lines)
-
-
-def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="demo_out", help="report folder (default demo_out/)")
-    p.add_argument("--encoder", default="auto",
-                   help="auto (DINOv2-B/14-reg if its weights are cached or given, else the stand-in), or an encoder name")
-    p.add_argument("--encoder-weights", help="local folder/file (or hub id) of the encoder weights")
-    p.add_argument("--steps", type=int, default=1500, help="training steps (default 1500, a few minutes on 2 cores)")
-    p.add_argument("--resolution", type=int, default=112, help="frame side in px (multiple of the patch size)")
-    p.add_argument("--train-videos", type=int, default=40, help="synthetic training videos")
-    p.add_argument("--val-videos", type=int, default=6, help="synthetic held-out videos")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object last")
-
-
-@verb("demo", "the whole pipeline offline on CPU: videos -> features -> tiny predictor -> rollouts -> report",
-      "dinoworld demo --out demo_out        # add --encoder-weights ~/dinov2-with-registers-base for DINOv2")(_demo_args)
-def run_demo_cli(args: argparse.Namespace) -> int:
-    m = run_demo(args.out, args.encoder, args.encoder_weights, args.steps, args.resolution, args.train_videos,
-                 args.val_videos, args.seed)
-    for name, s in m["heldout"].items():
-        e, es = s["errors_l1"], s["errors_smooth_l1"]
-        print(f"held-out {name}, shortest horizon {s['horizons_s'][0]:.2f}s: model / copy-last "
-              f"smooth-L1 {es['autoregressive'][0]:.4f} / {es['copy-last'][0]:.4f}, "
-              f"L1 {e['autoregressive'][0]:.4f} / {e['copy-last'][0]:.4f}")
-    if args.json:
-        print(json.dumps(m))
-    return 0
-
-

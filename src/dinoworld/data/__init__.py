@@ -4,12 +4,12 @@ from dinoworld.data.cache import CacheSummary, FeatureClipDataset, encode_videos
 from dinoworld.data.sampler import TooShort, nearest_indices, sample_clip_times
 from dinoworld.data.sources import (
     CorruptShard,
-    SkippedVideoWarning,
     VideoClipDataset,
     expand_shards,
     iter_tar_videos,
     list_videos,
 )
+from dinoworld.data.stream import ResumableStream, SkippedVideoWarning
 from dinoworld.data.synthetic import make_moving_objects_video, write_synthetic_dataset
 from dinoworld.data.video import (
     CorruptVideo,
@@ -25,6 +25,7 @@ __all__ = [
     "CorruptShard",
     "CorruptVideo",
     "FeatureClipDataset",
+    "ResumableStream",
     "SkippedVideoWarning",
     "TooShort",
     "VideoClipDataset",

@@ -30,10 +30,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from dinoworld.data.sampler import TooShort, nearest_indices, sample_clip_times
-from dinoworld.data.sources import ResumableStream, SkippedVideoWarning, _Outcome
-from dinoworld.data.video import CorruptVideo, _info, _nearest_frames, _open, _to_rgb, resize_crop
+from dinoworld.data.sampler import DT_MAX, DT_MIN, TooShort, nearest_indices, sample_clip_times
+from dinoworld.data.stream import Outcome, ResumableStream, SkippedVideoWarning
+from dinoworld.data.video import CorruptVideo, frame_to_rgb, nearest_frames, open_video, read_info, resize_crop
 from dinoworld.errors import UserError
+from dinoworld.files import atomic_write_json
 
 CACHE_VERSION = 1
 Encoder = Callable[[torch.Tensor], torch.Tensor]  # (B, 3, h, w) in [0, 1] -> (B, H, W, D)
@@ -56,10 +57,12 @@ class CacheSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
 
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+INDEX_FILE = "index.json"
+
+
+def is_feature_cache(path: str | os.PathLike) -> bool:
+    """A folder written by :func:`encode_videos_to_cache` (its index is written last)."""
+    return (Path(path) / INDEX_FILE).is_file()
 
 
 def _encoder_name(encoder: Any) -> str:
@@ -90,7 +93,7 @@ def _encode_video(
 
     Returns ``features`` ``(N, H, W, D)`` float16 on CPU and ``times`` ``(N,)`` float64 (actual).
     """
-    container = _open(path)
+    container = open_video(path)
     feats: list[torch.Tensor] = []
     times: list[float] = []
     batch: list[np.ndarray] = []
@@ -106,15 +109,15 @@ def _encode_video(
         batch.clear()
 
     try:
-        info = _info(container, path)
+        info = read_info(container, path)
         wanted = np.arange(0.0, info.span + 1e-9, 1.0 / fps)  # (N_wanted,)
         last: Any = None
         shape: tuple[int, int] | None = None
-        for _, frame, t in _nearest_frames(container, path, wanted, info.fps):
+        for _, frame, t in nearest_frames(container, path, wanted, info.fps):
             if frame is last or (times and t <= times[-1]):
                 continue  # the same frame is nearest to several wanted times: keep it once
             last = frame
-            rgb = _to_rgb(frame, shape)
+            rgb = frame_to_rgb(frame, shape)
             shape = shape or rgb.shape[:2]
             batch.append(rgb)
             times.append(t)
@@ -192,7 +195,7 @@ def encode_videos_to_cache(
                 st_meta = {"encoder": name, "version": str(CACHE_VERSION)}
                 save_file(tensors, str(tmp), metadata=st_meta)
                 os.replace(tmp, st_path)
-                _atomic_write_json(json_path, meta)  # last: marks the shard as done
+                atomic_write_json(json_path, meta, indent=1)  # last: marks the shard as done
                 written += 1
             skipped += [(s["source"], s["reason"]) for s in meta["skipped"]]
             if meta.get("feature_shape") and feature_shape is None:
@@ -215,7 +218,7 @@ def encode_videos_to_cache(
         "num_skipped": len(skipped),
         "shards": shard_entries,
     }
-    _atomic_write_json(out / "index.json", index)
+    atomic_write_json(out / INDEX_FILE, index, indent=1)
     return CacheSummary(
         out_dir=str(out),
         num_videos=len(paths),
@@ -313,8 +316,8 @@ class FeatureClipDataset(ResumableStream):
         self,
         cache_dir: str | os.PathLike,
         num_frames: int = 8,
-        dt_min: float = 0.125,
-        dt_max: float = 0.5,
+        dt_min: float = DT_MIN,
+        dt_max: float = DT_MAX,
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
@@ -324,7 +327,7 @@ class FeatureClipDataset(ResumableStream):
         super().__init__(seed, rank, world_size, loop, shuffle)
         self.cache_dir = Path(cache_dir)
         self.num_frames, self.dt_min, self.dt_max = int(num_frames), float(dt_min), float(dt_max)
-        index_path = self.cache_dir / "index.json"
+        index_path = self.cache_dir / INDEX_FILE
         if not index_path.is_file():
             raise UserError(
                 f"no feature cache at {self.cache_dir} (index.json missing); run "
@@ -333,6 +336,9 @@ class FeatureClipDataset(ResumableStream):
         self.index = json.loads(index_path.read_text())
         self.settings = self.index["settings"]
         self.feature_shape = self.index.get("feature_shape")
+        #: frame size (h, w) in px and encoder name the features were computed with
+        self.frame_size: tuple[int, int] = tuple(int(x) for x in self.settings.get("size", (0, 0)))  # type: ignore[assignment]
+        self.encoder_name: str = str(self.settings.get("encoder", "unknown"))
         self.shard_files: list[str] = []
         sources: list[str] = []
         shard_id, offset, count, t_first, t_last = [], [], [], [], []
@@ -395,12 +401,12 @@ class FeatureClipDataset(ResumableStream):
             "source": self.sources[video],
         }
 
-    def _process(self, unit: Any, epoch: int, gpos: int, first_member: int) -> Iterator[_Outcome]:
+    def _process(self, unit: Any, epoch: int, gpos: int, first_member: int) -> Iterator[Outcome]:
         if first_member > 0:  # consumed before a resume
             return
         video = int(unit)
         rng = np.random.default_rng([self.seed, epoch, gpos, 0])
         try:
-            yield _Outcome(0, self.sources[video], self.clip(video, rng))
+            yield Outcome(0, self.sources[video], self.clip(video, rng))
         except TooShort as e:
-            yield _Outcome(0, self.sources[video], None, str(e))
+            yield Outcome(0, self.sources[video], None, str(e))

@@ -12,6 +12,11 @@ import numpy as np
 
 from dinoworld.errors import UserError
 
+#: default range of the gaps between sampled frames (s). The paper does not give its range;
+#: 0.05–0.5 s keeps 8-frame clips within the 0–5 s it quotes as typical. One default for every stream.
+DT_MIN = 0.05
+DT_MAX = 0.5
+
 
 class TooShort(UserError):
     """The video cannot hold ``num_frames`` timestamps even with every gap at ``dt_min``."""

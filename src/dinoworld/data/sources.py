@@ -17,25 +17,23 @@ import json
 import os
 import re
 import tarfile
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
 
-from dinoworld.data.sampler import TooShort, sample_clip_times
+from dinoworld.data.sampler import DT_MAX, DT_MIN, TooShort, sample_clip_times
 from dinoworld.data.video import (
     CorruptVideo,
-    _decode_open,
-    _info,
-    _open,
+    decode_open,
+    open_video,
+    read_info,
     resize_crop,
     source_name,
 )
+from dinoworld.data.stream import Outcome, ResumableStream
 from dinoworld.errors import UserError
 
 VIDEO_EXTENSIONS = frozenset(
@@ -50,10 +48,6 @@ PathLike = str | os.PathLike
 
 class CorruptShard(UserError):
     """A tar shard that is missing or cannot be read to the end."""
-
-
-class SkippedVideoWarning(UserWarning):
-    """Emitted once per unreadable / too-short video that a dataset skips."""
 
 
 def _is_video(name: str) -> bool:
@@ -211,175 +205,6 @@ def resolve_sources(sources: PathLike | Sequence[Any]) -> tuple[list[str], list[
     return files, shards
 
 
-# ----------------------------------------------------------------------------- streaming base
-
-
-@dataclass
-class _Outcome:
-    member: int  # index inside the unit (0 for single-video units)
-    source: str
-    sample: dict[str, Any] | None  # None = skipped
-    reason: str = ""
-
-
-class ResumableStream(IterableDataset):
-    """Shared machinery: per-epoch shuffle, rank/worker split, resume position, skip counting.
-
-    Work *units* (a video, a tar shard, a cached video) are permuted each epoch with
-    ``rng([seed, epoch])`` (identical on every rank), dealt round-robin to ranks, then to DataLoader
-    workers. If there are fewer units than ranks or workers the list is repeated so nobody idles.
-    Each sample's randomness comes from ``rng([seed, epoch, unit_position, member])``, so the clips
-    do not depend on the number of workers, only their order does.
-
-    Position ``(epoch, index, member)``: ``index`` counts this rank's units in epoch order.
-    """
-
-    def __init__(self, seed: int, rank: int, world_size: int, loop: bool, shuffle: bool = True):
-        super().__init__()
-        if not (0 <= rank < world_size):
-            raise ValueError(f"need 0 <= rank < world_size, got {rank=}, {world_size=}")
-        self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
-        self.loop, self.shuffle = bool(loop), bool(shuffle)
-        self._epoch, self._index, self._member = 0, 0, 0
-        self.skipped_total = 0  # in this process only
-
-    # -- subclass hooks
-    def _units(self) -> list[Any]:
-        raise NotImplementedError
-
-    def _process(self, unit: Any, epoch: int, gpos: int, first_member: int) -> Iterator[_Outcome]:
-        raise NotImplementedError
-
-    def _describe(self) -> str:
-        return f"{len(self._units())} sources"
-
-    # -- plan
-    def _rank_plan(self, epoch: int, num_workers: int = 1) -> list[int]:
-        """Global positions handled by this rank, in order (position ``p`` -> unit ``p mod n``).
-
-        With fewer units than ranks x workers the list is repeated with shifted positions, so each
-        copy draws a different clip from the same unit.
-        """
-        n = len(self._units())
-        ws = self.world_size
-        total = -(-max(n, ws) // ws) * ws  # rounded up to a multiple of world_size
-        plan = list(range(self.rank, max(n, ws), ws))
-        reps = -(-num_workers // len(plan))
-        return [g + r * total for r in range(reps) for g in plan]
-
-    def _epoch_order(self, epoch: int) -> np.ndarray:
-        """Permutation of the unit list for ``epoch`` (cached: one per epoch)."""
-        cached = getattr(self, "_order_cache", None)
-        if cached is not None and cached[0] == epoch:
-            return cached[1]
-        n = len(self._units())
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, epoch]).permutation(n)
-        else:
-            order = np.arange(n)
-        self._order_cache = (epoch, order)
-        return order
-
-    def _unit_at(self, epoch: int, gpos: int) -> Any:
-        order = self._epoch_order(epoch)
-        return self._units()[int(order[gpos % len(order)])]
-
-    # -- resume
-    def state_dict(self) -> dict[str, int]:
-        """Data position; exact when iterated in this process (``num_workers=0``)."""
-        return {
-            "epoch": self._epoch,
-            "index": self._index,
-            "member": self._member,
-            "seed": self.seed,
-        }
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue from a position saved by :meth:`state_dict` (before creating the DataLoader)."""
-        if int(state.get("seed", self.seed)) != self.seed:
-            warnings.warn(f"data seed changed ({state['seed']} -> {self.seed}); order will differ")
-        self._epoch = int(state["epoch"])
-        self._index = int(state["index"])
-        self._member = int(state.get("member", 0))
-
-    def observe(self, batch: dict[str, Any]) -> None:
-        """Record a consumed (collated) batch's position; needed to resume with ``num_workers > 0``.
-
-        Each sample carries ``data_pos`` = the position *after* it; the furthest one wins, so on
-        resume units that were still in flight in other workers are skipped (never repeated).
-        """
-        pos = torch.as_tensor(batch["data_pos"]).reshape(-1, 3).tolist()
-        best = max(map(tuple, pos))
-        if best > (self._epoch, self._index, self._member):
-            self._epoch, self._index, self._member = (int(v) for v in best)
-
-    # -- iteration
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        num_workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
-        epoch, index, member = self._epoch, self._index, self._member
-        pending_skips = 0
-        while True:
-            plan = self._rank_plan(epoch, num_workers)  # rank-local index -> global position
-            mine = range(worker, len(plan), num_workers)
-            whole_epoch = index == 0 and member == 0
-            attempted = yielded = 0
-            for local in mine:
-                if local < index:
-                    continue
-                gpos = plan[local]
-                unit = self._unit_at(epoch, gpos)
-                first = member if local == index else 0
-                for out in self._process(unit, epoch, gpos, first):
-                    attempted += 1
-                    self._epoch, self._index, self._member = epoch, local, out.member + 1
-                    if out.sample is None:
-                        pending_skips += 1
-                        self.skipped_total += 1
-                        warnings.warn(f"skipping {out.source}: {out.reason}", SkippedVideoWarning)
-                        continue
-                    yielded += 1
-                    sample = out.sample
-                    sample["skipped"] = pending_skips
-                    sample["data_pos"] = torch.tensor([epoch, local, out.member + 1])
-                    pending_skips = 0
-                    yield sample
-                self._epoch, self._index, self._member = epoch, local + 1, 0
-            if yielded == 0 and whole_epoch:
-                if attempted > 0:
-                    self._no_usable_units(epoch, num_workers, worker)
-                    return  # this worker's share is all bad; the others continue
-                raise UserError(f"no videos found in {self._describe()}; check the sources")
-            epoch, index, member = epoch + 1, 0, 0
-            self._epoch, self._index, self._member = epoch, 0, 0
-            if not self.loop:
-                return
-
-    def _no_usable_units(self, epoch: int, num_workers: int, worker: int) -> None:
-        """Raise if no unit of the whole epoch is usable; else warn that this worker stops."""
-        message = (
-            f"no usable video in {self._describe()}: every file was skipped (corrupt, audio-only, "
-            f"or too short for the clip); check the data, or lower num_frames / dt_min"
-        )
-        if num_workers * self.world_size == 1:
-            raise UserError(message)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for gpos in range(len(self._units())):
-                unit = self._unit_at(epoch, gpos)
-                if any(o.sample is not None for o in self._process(unit, epoch, gpos, 0)):
-                    warnings.warn(
-                        f"rank {self.rank} worker {worker}: all its videos this epoch are "
-                        f"unusable; it stops and the other workers continue",
-                        SkippedVideoWarning,
-                    )
-                    return
-        raise UserError(message)
-
-
-# ----------------------------------------------------------------------------- video clips
-
-
 class VideoClipDataset(ResumableStream):
     """Stream of variable-FPS clips decoded from videos (paper §3.2).
 
@@ -408,8 +233,8 @@ class VideoClipDataset(ResumableStream):
         self,
         sources: PathLike | Sequence[Any],
         num_frames: int = 8,
-        dt_min: float = 0.1,
-        dt_max: float = 0.5,
+        dt_min: float = DT_MIN,
+        dt_max: float = DT_MAX,
         size: int | tuple[int, int] = (224, 224),
         seed: int = 0,
         rank: int = 0,
@@ -443,13 +268,13 @@ class VideoClipDataset(ResumableStream):
     ) -> dict[str, Any]:
         """Sample, decode and resize one clip from a path or bytes (raises on a bad file)."""
         name = name or source_name(source)
-        container = _open(source)
+        container = open_video(source)
         try:
-            info = _info(container, name)
+            info = read_info(container, name)
             times = sample_clip_times(info.span, self.num_frames, self.dt_min, self.dt_max, rng)
             # A nearest frame farther than this means the data ends early (truncated file).
             max_error = max(self.dt_max, 2.0 / info.fps) if info.fps > 0 else None
-            frames, actual = _decode_open(container, name, times, info.fps, max_error)
+            frames, actual = decode_open(container, name, times, info.fps, max_error)
         finally:
             container.close()
         return {
@@ -458,13 +283,13 @@ class VideoClipDataset(ResumableStream):
             "source": name,
         }
 
-    def _try(self, member: int, source: Any, name: str, rng: np.random.Generator) -> _Outcome:
+    def _try(self, member: int, source: Any, name: str, rng: np.random.Generator) -> Outcome:
         try:
-            return _Outcome(member, name, self.clip(source, rng, name))
+            return Outcome(member, name, self.clip(source, rng, name))
         except (CorruptVideo, TooShort) as e:
-            return _Outcome(member, name, None, str(e))
+            return Outcome(member, name, None, str(e))
 
-    def _process(self, unit: Any, epoch: int, gpos: int, first_member: int) -> Iterator[_Outcome]:
+    def _process(self, unit: Any, epoch: int, gpos: int, first_member: int) -> Iterator[Outcome]:
         kind, path = unit
         if kind == "file":
             if first_member > 0:  # already consumed before a resume
@@ -479,4 +304,4 @@ class VideoClipDataset(ResumableStream):
                 rng = np.random.default_rng([self.seed, epoch, gpos, member])
                 yield self._try(member, data, name, rng)
         except CorruptShard as e:
-            yield _Outcome(max(member + 1, first_member), path, None, str(e))
+            yield Outcome(max(member + 1, first_member), path, None, str(e))

@@ -1,4 +1,4 @@
-"""Offline trajectories for action-conditioned fine-tuning: collection and loading.
+"""Offline trajectories on disk: our episode format, DINO-WM's released layout, one reader each.
 
 On-disk format (``format = "dinoworld-trajectories"``, version 1)::
 
@@ -14,12 +14,7 @@ On-disk format (``format = "dinoworld-trajectories"``, version 1)::
 
 Convention: ``actions[t]`` maps ``frames[t]`` / ``states[t]`` to ``frames[t+1]`` / ``states[t+1]``.
 Episodes are written atomically (temporary file + ``os.replace``), so a file that exists is
-complete; a new ``collect`` into the same folder skips them (resume). Episode ``i`` is fully
-determined by ``(seed, i)``: the result does not depend on the number of workers or on resuming.
-
-Default policies: PushT uses the noisy scripted expert (:mod:`dinoworld.envs.expert`) with a
-per-episode noise level uniform in ``[0, 0.1]`` action units (10 px); Wall and PointMaze use their
-env's smooth random walk (AR(1) actions, see ``random_policy`` of each env).
+complete. Collection (:mod:`dinoworld.envs.collect`) writes this format.
 
 :func:`load_trajectories` also reads the layout of DINO-WM's released datasets: ``states.pth``,
 ``rel_actions.pth`` / ``actions.pth`` / ``abs_actions.pth`` (tensors ``(N, Tmax, .)``),
@@ -35,33 +30,20 @@ one leads nowhere; it is dropped so both layouts follow the convention above. Pu
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import pickle
 import re
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, Union
+from typing import Any, Iterator, Union
 
 import numpy as np
 
 from dinoworld.errors import UserError
+from dinoworld.files import atomic_write, atomic_write_json
 
 FORMAT_NAME = "dinoworld-trajectories"
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 EPISODE_PATTERN = re.compile(r"^episode_(\d+)\.npz$")
-
-#: Paper (Table 7) dataset sizes: env -> (episodes, steps per episode or (min, max)).
-PAPER_SIZES: dict[str, tuple[int, Union[int, tuple[int, int]]]] = {
-    "wall": (1920, 50),
-    "pointmaze": (2000, 100),
-    "pusht": (18500, (100, 300)),
-}
-
-Steps = Union[int, Sequence[int]]
-#: A policy factory: ``factory(env, rng) -> policy`` where ``policy(state) -> action``.
-PolicyFactory = Callable[[Any, np.random.Generator], Callable[[np.ndarray], np.ndarray]]
 
 
 def episode_path(out_dir: Union[str, Path], index: int) -> Path:
@@ -69,243 +51,30 @@ def episode_path(out_dir: Union[str, Path], index: int) -> Path:
     return Path(out_dir) / f"episode_{index:06d}.npz"
 
 
-# --------------------------------------------------------------------------- policies
-def random_policy(env: Any, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
-    """The env's own exploration policy (smooth random walk)."""
-    return env.random_policy(rng)
-
-
-def expert_policy(env: Any, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
-    """Noisy PushT expert with a per-episode noise level uniform in [0, 0.1]."""
-    from dinoworld.envs.expert import PushTExpert
-
-    if getattr(env, "name", None) != "pusht":
-        raise UserError("the 'expert' policy exists only for pusht; use policy='random'")
-    return PushTExpert(env.goal_state, rng=rng, noise_std=float(rng.uniform(0.0, 0.1)))
-
-
-_NAMED_POLICIES: dict[str, PolicyFactory] = {"random": random_policy, "expert": expert_policy}
-DEFAULT_POLICY = {"pusht": "expert", "wall": "random", "pointmaze": "random"}
-
-
-def _resolve_policy(env_name: str, policy: Union[str, PolicyFactory, None]) -> tuple[Any, str]:
-    if policy is None:
-        policy = DEFAULT_POLICY.get(env_name, "random")
-    if isinstance(policy, str):
-        if policy not in _NAMED_POLICIES:
-            raise UserError(f"unknown policy {policy!r}; use one of {sorted(_NAMED_POLICIES)} "
-                            "or a callable factory(env, rng) -> policy(state) -> action")
-        return policy, policy
-    name = f"{getattr(policy, '__module__', '?')}.{getattr(policy, '__qualname__', repr(policy))}"
-    return policy, name
-
-
-def _steps_spec(steps: Steps) -> tuple[int, int]:
-    if isinstance(steps, (int, np.integer)):
-        lo = hi = int(steps)
-    else:
-        seq = list(steps)
-        if len(seq) != 2:
-            raise UserError(f"steps must be an int or a (min, max) pair, got {steps!r}")
-        lo, hi = int(seq[0]), int(seq[1])
-    if lo < 1 or hi < lo:
-        raise UserError(f"steps must be >= 1 (and min <= max), got {steps!r}")
-    return lo, hi
-
-
-# --------------------------------------------------------------------------- collection
-_WORKER_ENVS: dict[tuple, Any] = {}
-
-
-def _get_env(env_name: str, img_size: int, env_kwargs: dict[str, Any]) -> Any:
-    from dinoworld.envs import make_env
-
-    key = (env_name, img_size, tuple(sorted(env_kwargs.items())))
-    if key not in _WORKER_ENVS:
-        _WORKER_ENVS[key] = make_env(env_name, img_size=img_size, **env_kwargs)
-    return _WORKER_ENVS[key]
-
-
-def _episode_rng(seed: int, index: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
-
-
-def run_episode(
-    env: Any, policy: Any, steps: tuple[int, int], seed: int, index: int
-) -> dict[str, np.ndarray]:
-    """Roll out episode ``index`` (deterministic in ``(seed, index)``); returns the arrays."""
-    rng = _episode_rng(seed, index)
-    length = int(rng.integers(steps[0], steps[1] + 1))
-    env_seed = int(rng.integers(2**31 - 1))
-    obs, _ = env.reset(seed=env_seed)
-    factory = _NAMED_POLICIES[policy] if isinstance(policy, str) else policy
-    act = factory(env, rng)
-    frames = [obs]
-    states = [env.get_state()]
-    actions = []
-    for _ in range(length):
-        a = np.asarray(act(states[-1]), dtype=np.float64)
-        obs, _, _, _, _ = env.step(a)
-        actions.append(np.clip(a, env.action_low, env.action_high))
-        frames.append(obs)
-        states.append(env.get_state())
-    return {
-        "frames": np.stack(frames).astype(np.uint8),
-        "actions": np.asarray(actions, dtype=np.float32).reshape(length, env.action_dim),
-        "states": np.stack(states).astype(np.float32),
-        "goal": np.asarray(env.goal_state, dtype=np.float32),
-    }
+def is_trajectory_folder(path: Union[str, Path]) -> bool:
+    """A folder in our format (``meta.json``) or DINO-WM's (``states.pth``)."""
+    p = Path(path)
+    return (p / META_FILE).is_file() or (p / "states.pth").is_file()
 
 
 def write_episode(path: Union[str, Path], arrays: dict[str, np.ndarray], compress: bool = True) -> None:
-    """Write one episode atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write one episode atomically (a file that exists is complete)."""
+    atomic_write(path, lambda f: (np.savez_compressed if compress else np.savez)(f, **arrays))
+
+
+def read_episode(path: Union[str, Path], keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of one episode file (only ``keys`` when given); one clear error if unreadable."""
     try:
-        with open(tmp, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        with np.load(path) as z:
+            return {k: z[k] for k in (keys or z.files)}
+    except (OSError, ValueError, EOFError, KeyError) as exc:
+        raise UserError(f"cannot read {path}: {exc}; delete it and re-run collect to redo it") from exc
 
 
-def _collect_one(task: tuple, env: Any = None) -> tuple[int, int, bool]:
-    env_name, img_size, env_kwargs, out_dir, index, seed, steps, policy, compress = task
-    if env is None:  # pool worker: one env per process, reused across episodes
-        env = _get_env(env_name, img_size, env_kwargs)
-    arrays = run_episode(env, policy, steps, seed, index)
-    write_episode(episode_path(out_dir, index), arrays, compress=compress)
-    success = bool(env.eval_state(arrays["goal"], arrays["states"][-1])["success"])
-    return index, int(arrays["actions"].shape[0]), success
+def write_meta(out_dir: Union[str, Path], meta: dict[str, Any]) -> None:
+    atomic_write_json(Path(out_dir) / META_FILE, meta)
 
 
-def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def collect(
-    env_name: str,
-    out_dir: Union[str, Path],
-    episodes: int | None = None,
-    steps: Steps | None = None,
-    seed: int = 0,
-    workers: int = 1,
-    img_size: int = 224,
-    progress: bool = True,
-    policy: Union[str, PolicyFactory, None] = None,
-    env_kwargs: dict[str, Any] | None = None,
-    compress: bool = True,
-) -> dict[str, Any]:
-    """Roll out ``episodes`` episodes of ``steps`` actions in ``env_name`` and save them.
-
-    ``episodes`` / ``steps`` default to :data:`PAPER_SIZES`; ``steps`` may be ``(min, max)``
-    (length drawn per episode). ``policy`` is ``"random"``, ``"expert"`` (PushT), ``None`` (the
-    env's default) or a picklable factory ``(env, rng) -> policy(state) -> action``. Episodes
-    already on disk are skipped. ``workers > 1`` uses a ``spawn`` process pool (call it under
-    ``if __name__ == "__main__":`` in scripts). Returns a summary dict (episodes written / skipped,
-    transitions, frames, seconds, success rate of the written episodes' last state vs their goal).
-    """
-    from dinoworld.envs import ENV_NAMES, env_class
-
-    env_name = str(env_name).lower()
-    if env_name not in ENV_NAMES:
-        raise UserError(f"unknown environment {env_name!r}; choose one of {', '.join(ENV_NAMES)}")
-    default_episodes, default_steps = PAPER_SIZES[env_name]
-    episodes = default_episodes if episodes is None else int(episodes)
-    if episodes < 0:
-        raise UserError(f"episodes must be >= 0, got {episodes}")
-    lo, hi = _steps_spec(default_steps if steps is None else steps)
-    workers = max(1, int(workers))
-    env_kwargs = dict(env_kwargs or {})
-    policy_obj, policy_name = _resolve_policy(env_name, policy)
-    cls = env_class(env_name)
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    meta_path = out / META_FILE
-    meta = {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "env": env_name,
-        "img_size": int(img_size),
-        "action_dim": int(cls.action_dim),
-        "state_dim": int(cls.state_dim),
-        "state_fields": list(cls.state_fields),
-        "episodes": episodes,
-        "steps": lo if lo == hi else [lo, hi],
-        "seed": int(seed),
-        "policy": policy_name,
-        "env_kwargs": env_kwargs,
-        "convention": "actions[t] maps frames[t] (states[t]) to frames[t+1] (states[t+1])",
-    }
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text())
-        keys = ("format", "env", "img_size", "steps", "seed", "policy", "env_kwargs")
-        diff = [k for k in keys if old.get(k) != meta[k]]
-        if diff:
-            found = ", ".join(f"{k}={old.get(k)!r}" for k in diff)
-            raise UserError(f"{out} already holds a different collection ({found}); "
-                            "use another out_dir or the same settings to resume")
-        meta["episodes"] = max(int(old.get("episodes", 0)), episodes)
-    _write_json_atomic(meta_path, meta)
-
-    todo = [i for i in range(episodes) if not episode_path(out, i).exists()]
-    skipped = episodes - len(todo)
-    tasks = [(env_name, int(img_size), env_kwargs, str(out), i, int(seed), (lo, hi), policy_obj, compress)
-             for i in todo]
-    t0 = time.perf_counter()
-    results: list[tuple[int, int, bool]] = []
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=episodes, initial=skipped, disable=not progress, unit="ep",
-               desc=f"collect {env_name}")
-    try:
-        if workers == 1 or len(tasks) <= 1:
-            if tasks:
-                from dinoworld.envs import make_env
-
-                env = make_env(env_name, img_size=int(img_size), **env_kwargs)
-                try:
-                    for task in tasks:
-                        results.append(_collect_one(task, env))
-                        bar.update(1)
-                finally:
-                    env.close()
-        else:
-            try:
-                pickle.dumps(policy_obj)
-            except Exception as exc:
-                raise UserError("with workers > 1 the policy factory must be picklable "
-                                "(a module-level function or class, not a lambda)") from exc
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(min(workers, len(tasks))) as pool:
-                for res in pool.imap_unordered(_collect_one, tasks):
-                    results.append(res)
-                    bar.update(1)
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - t0
-    n_steps = sum(r[1] for r in results)
-    return {
-        "env": env_name,
-        "out_dir": str(out),
-        "episodes": episodes,
-        "written": len(results),
-        "skipped": skipped,
-        "transitions": n_steps,
-        "frames": n_steps + len(results),
-        "seconds": seconds,
-        "episodes_per_s": len(results) / seconds if seconds > 0 and results else 0.0,
-        "success_rate": float(np.mean([r[2] for r in results])) if results else None,
-    }
-
-
-# --------------------------------------------------------------------------- loading
 def decode_mp4(path: Union[str, Path]) -> np.ndarray:
     """All frames of a video file as ``uint8 (T, H, W, 3)`` RGB (PyAV)."""
     import av
@@ -397,17 +166,10 @@ class NpzTrajectories(TrajectoryDataset):
         return episode_path(self.root, self.episode_ids[self._check_index(i)])
 
     def episode(self, i: int) -> dict[str, np.ndarray]:
-        path = self._path(i)
-        try:
-            with np.load(path) as z:
-                out = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise UserError(f"cannot read {path}: {exc}; delete it and re-run collect to redo it") from exc
-        return out
+        return read_episode(self._path(i))
 
     def length(self, i: int) -> int:
-        with np.load(self._path(i)) as z:
-            return int(z["actions"].shape[0])
+        return int(read_episode(self._path(i), ("actions",))["actions"].shape[0])
 
 
 class DinoWMTrajectories(TrajectoryDataset):
@@ -520,17 +282,9 @@ def load_trajectories(path: Union[str, Path], action_scale: float | None = None)
     raise UserError(f"{root} has neither {META_FILE} (dinoworld) nor states.pth (DINO-WM)")
 
 
+
 __all__ = [
-    "PAPER_SIZES",
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "TrajectoryDataset",
-    "NpzTrajectories",
-    "DinoWMTrajectories",
-    "collect",
-    "decode_mp4",
-    "episode_path",
-    "load_trajectories",
-    "run_episode",
-    "write_episode",
+    "FORMAT_NAME", "FORMAT_VERSION", "META_FILE", "TrajectoryDataset", "NpzTrajectories", "DinoWMTrajectories",
+    "decode_mp4", "episode_path", "is_trajectory_folder", "load_trajectories", "read_episode", "write_episode",
+    "write_meta",
 ]

@@ -76,7 +76,7 @@ def _reason(e: BaseException) -> str:
     return str(getattr(e, "strerror", None) or e)
 
 
-def _open(source: VideoSource) -> Any:
+def open_video(source: VideoSource) -> Any:
     name = source_name(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -101,7 +101,7 @@ def _fraction_or_none(x: Any) -> Fraction | None:
     return f if f > 0 else None
 
 
-def _info(container: Any, name: str) -> VideoInfo:
+def read_info(container: Any, name: str) -> VideoInfo:
     """Read stream metadata (no frame decoding)."""
     if not container.streams.video:
         raise CorruptVideo(f"no video stream in {name} (audio-only or not a video); remove it")
@@ -141,9 +141,9 @@ def probe_video(source: VideoSource, check_frames: bool = True) -> VideoInfo:
     data is missing are caught here. Raises :class:`CorruptVideo` for unreadable files.
     """
     name = source_name(source)
-    container = _open(source)
+    container = open_video(source)
     try:
-        info = _info(container, name)
+        info = read_info(container, name)
         if check_frames:
             try:
                 first = next(iter(container.decode(container.streams.video[0])), None)
@@ -158,7 +158,7 @@ def probe_video(source: VideoSource, check_frames: bool = True) -> VideoInfo:
         container.close()
 
 
-def _nearest_frames(
+def nearest_frames(
     container: Any, name: str, wanted: np.ndarray, fps: float
 ) -> Iterator[tuple[int, Any, float]]:
     """Yield ``(k, frame, t)`` for each ``wanted[k]`` (sorted ascending), in order.
@@ -216,14 +216,14 @@ def _nearest_frames(
         seek_pts = start_pts  # only reached after an overshooting seek
 
 
-def _to_rgb(frame: Any, size: tuple[int, int] | None) -> np.ndarray:
+def frame_to_rgb(frame: Any, size: tuple[int, int] | None) -> np.ndarray:
     """PyAV frame -> (H, W, 3) uint8; reformats to ``size`` (h, w) if the stream changed size."""
     if size is not None and (frame.height, frame.width) != size:
         return frame.to_ndarray(format="rgb24", height=size[0], width=size[1])
     return frame.to_ndarray(format="rgb24")
 
 
-def _decode_open(
+def decode_open(
     container: Any, name: str, times: Sequence[float], fps: float, max_error: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
     wanted = np.asarray(times, dtype=np.float64).reshape(-1)  # (T,)
@@ -235,9 +235,9 @@ def _decode_open(
     last_frame: Any = None  # repeats of one frame are consecutive in sorted order
     rgb: np.ndarray | None = None
     shape: tuple[int, int] | None = None
-    for k, frame, t in _nearest_frames(container, name, wanted[order], fps):
+    for k, frame, t in nearest_frames(container, name, wanted[order], fps):
         if frame is not last_frame:
-            rgb = _to_rgb(frame, shape)
+            rgb = frame_to_rgb(frame, shape)
             shape = shape or rgb.shape[:2]
             last_frame = frame
         i = int(order[k])
@@ -273,10 +273,10 @@ def decode_at(
         ``frames`` ``(T, H, W, 3)`` uint8 RGB and ``actual`` ``(T,)`` float64 seconds.
     """
     name = source_name(source)
-    container = _open(source)
+    container = open_video(source)
     try:
-        info = _info(container, name)
-        return _decode_open(container, name, times, info.fps, max_error)
+        info = read_info(container, name)
+        return decode_open(container, name, times, info.fps, max_error)
     finally:
         container.close()
 

@@ -1,5 +1,20 @@
-"""Predictor, RoPE and loss."""
+"""The model: predictor, RoPE, loss, action space, checkpoint folder format, WorldModel.
 
+Nothing here imports training, data streams or environments.
+"""
+
+from .actions import CONTROL_RATE_HZ, ActionSpace, group_actions, normalize_actions, ungroup_actions
+from .folder import (
+    CheckpointMeta,
+    EncoderInfo,
+    checkpoint_folder,
+    complete_checkpoints,
+    latest_checkpoint,
+    load_predictor,
+    read_meta,
+    read_model_folder,
+    write_model_folder,
+)
 from .loss import copy_last_prediction, prediction_loss
 from .predictor import (
     SIZES,
@@ -10,8 +25,12 @@ from .predictor import (
     count_parameters,
     predictor_config,
 )
+from .world_model import StreamingPredictor, WorldModel
 
 __all__ = [
-    "SIZES", "ContextState", "Predictor", "PredictorConfig", "build_predictor", "count_parameters",
-    "predictor_config", "prediction_loss", "copy_last_prediction",
+    "CONTROL_RATE_HZ", "SIZES", "ActionSpace", "CheckpointMeta", "ContextState", "EncoderInfo", "Predictor",
+    "PredictorConfig", "StreamingPredictor", "WorldModel", "build_predictor", "checkpoint_folder",
+    "complete_checkpoints", "copy_last_prediction", "count_parameters", "group_actions", "latest_checkpoint",
+    "load_predictor", "normalize_actions", "predictor_config", "prediction_loss", "read_meta", "read_model_folder",
+    "ungroup_actions", "write_model_folder",
 ]

@@ -273,20 +273,23 @@ class Predictor(nn.Module):
     # -- queries -----------------------------------------------------------------------------
     def decode(
         self, state: ContextState, query_times: torch.Tensor, actions: torch.Tensor | None = None,
-        query_size: tuple[int, int] | None = None, probe=None,
+        query_size: tuple[int, int] | None = None, probe=None, all_visible: bool = False,
     ) -> torch.Tensor:
         """Predict features at ``query_times (B, Tq)`` from a :class:`ContextState` -> ``(B, Tq, H, W, D)``.
 
         ``probe(i, block, q, kv, cos, sin, mask)``, if given, is called before each block (for
-        attention maps).
+        attention maps). ``all_visible=True`` promises that every context frame is real and earlier
+        than every query (autoregressive rollouts): no mask is built and nothing is read back from
+        the device.
         """
         b, tq = query_times.shape
         h, w = query_size or state.hw
         hw, n_ctx = h * w, state.times.shape[1] * state.hw[0] * state.hw[1]
         # Frame-level visibility (Eq. 2): strictly earlier context frames, no padding frames.
-        visible = (state.times[:, None, :] < query_times[:, :, None]) & state.mask[:, None, :]  # (B, Tq, T)
         keep = None
-        if visible.all():
+        if not all_visible:
+            visible = (state.times[:, None, :] < query_times[:, :, None]) & state.mask[:, None, :]  # (B, Tq, T)
+        if all_visible or visible.all():
             mask = None
         else:
             blind = ~visible.any(dim=-1)  # queries with nothing to look at: attention adds zero

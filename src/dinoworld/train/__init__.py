@@ -1,9 +1,9 @@
 """Training: the loop, checkpoints, distributed helpers, config."""
 
 from .config import DataConfig, FinetuneConfig, ModelConfig, OptimConfig, Stage, TrainConfig
-from .loop import load_predictor, teacher_forcing_loss, train, lr_factor
+from .loop import lr_factor, teacher_forcing_loss, train
 
 __all__ = [
     "DataConfig", "FinetuneConfig", "ModelConfig", "OptimConfig", "Stage", "TrainConfig",
-    "load_predictor", "teacher_forcing_loss", "train", "lr_factor",
+    "lr_factor", "teacher_forcing_loss", "train",
 ]

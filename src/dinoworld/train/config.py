@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data.sampler import DT_MAX, DT_MIN
+
 
 @dataclass
 class DataConfig:
@@ -19,10 +21,9 @@ class DataConfig:
     #: "auto" (detect from ``source``), "video", "cache" or "trajectories"
     kind: str = "auto"
     num_frames: int = 8  #: T frames per clip (paper: 8)
-    #: time gaps between sampled frames are uniform in [dt_min, dt_max] seconds. The paper does not
-    #: give its range; 0.05–0.5 s keeps 8-frame clips within the 0–5 s it quotes as typical.
-    dt_min: float = 0.05
-    dt_max: float = 0.5
+    #: time gaps between sampled frames are uniform in [dt_min, dt_max] seconds (see data.sampler.DT_MIN)
+    dt_min: float = DT_MIN
+    dt_max: float = DT_MAX
     crop: str = "crop"  #: aspect-ratio policy: "crop" (short side resize + centre crop) or "resize"
     num_workers: int = 4  #: DataLoader workers per rank (0 = in process; exact resume)
     frameskip: int = 5  #: trajectories only: frames skipped between steps (actions concatenated)
@@ -64,6 +65,8 @@ class FinetuneConfig:
     #: the action projection and action blocks
     trainable: str = "all"
     val_fraction: float = 0.1  #: trajectories held out (random split saved with the checkpoint)
+    #: frame side (px) of the fine-tuning stage when ``stages`` is not given (paper: 224)
+    resolution: int = 224
 
 
 @dataclass

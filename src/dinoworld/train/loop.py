@@ -9,6 +9,7 @@ for frame t+1 also gets the action taken at frame t.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
 import time
@@ -20,12 +21,21 @@ import torch
 from torch import nn
 
 from ..config import to_dict
+from ..data.cache import FeatureClipDataset
+from ..data.factory import detect_kind
+from ..data.featurize import Featurizer
+from ..encoders import load_encoder
 from ..errors import UserError
 from ..model import Predictor, build_predictor, prediction_loss
-from .checkpoint import latest_checkpoint, load_train_state, read_model_folder, save_checkpoint
+from ..model.folder import CheckpointMeta, EncoderInfo, latest_checkpoint, load_predictor, read_model_folder
+from .checkpoint import load_train_state, save_checkpoint
 from .config import TrainConfig
 from .distributed import Dist, all_reduce_mean, all_reduce_sum, barrier, init_distributed, wrap_model
 from .logging import MetricsLogger
+from .streams import check_cache_resolution, make_stream, trajectory_meta
+
+#: data seed of the validation stream (the same held-out clips at every validation)
+VAL_SEED = 12345
 
 
 # ---------------------------------------------------------------------------------------- math
@@ -67,38 +77,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------------------- data
-def detect_kind(source: str, kind: str) -> str:
-    if kind != "auto":
-        return kind
-    p = Path(source)
-    if (p / "index.json").is_file():
-        return "cache"
-    if (p / "meta.json").is_file() or (p / "states.pth").is_file():
-        return "trajectories"
-    return "video"
-
-
-def make_stream(cfg: TrainConfig, source: str, resolution: int, env: Dist, seed: int, *, val: bool = False):
-    """A resumable, rank-sharded clip stream for ``source``."""
-    d = cfg.data
-    kind = detect_kind(source, d.kind)
-    common = dict(num_frames=d.num_frames, seed=seed, rank=env.rank, world_size=env.world_size)
-    if kind == "cache":
-        from ..data import FeatureClipDataset
-
-        return FeatureClipDataset(source, dt_min=d.dt_min, dt_max=d.dt_max, shuffle=not val, **common)
-    if kind == "video":
-        from ..data import VideoClipDataset
-
-        return VideoClipDataset(source, dt_min=d.dt_min, dt_max=d.dt_max, size=resolution, policy=d.crop,
-                                shuffle=not val, **common)
-    if kind == "trajectories":
-        from .finetune import trajectory_stream
-
-        return trajectory_stream(cfg, source, resolution, env, seed, val=val)
-    raise UserError(f"unknown data kind {kind!r}; use auto, video, cache or trajectories")
-
-
 def _loader(stream, batch_size: int, num_workers: int) -> Iterator[dict[str, Any]]:
     from torch.utils.data import DataLoader
 
@@ -107,43 +85,21 @@ def _loader(stream, batch_size: int, num_workers: int) -> Iterator[dict[str, Any
     return iter(loader)
 
 
-class Featurizer:
-    """Turns a collated batch into ``(features (B,T,H,W,D), times (B,T), actions or None)`` on device."""
-
-    def __init__(self, encoder, device: torch.device) -> None:
-        self.encoder, self.device = encoder, device
-
-    def __call__(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        times = batch["times"].to(self.device, torch.float32)
-        actions = batch.get("actions")
-        actions = None if actions is None else actions.to(self.device, torch.float32)
-        if "features" in batch:
-            return batch["features"].to(self.device, torch.float32), times, actions
-        if self.encoder is None:
-            raise UserError("this data has raw frames but no encoder was loaded")
-        frames = batch["frames"].to(self.device, non_blocking=True)  # (B, T, 3, H, W)
-        b, t = frames.shape[:2]
-        feats = self.encoder(frames.flatten(0, 1))
-        return feats.view(b, t, *feats.shape[1:]), times, actions
-
-
 # -------------------------------------------------------------------------------------- model
 def build_model(cfg: TrainConfig, in_dim: int) -> tuple[Predictor, dict[str, Any]]:
     """A fresh predictor, or one initialised from ``finetune.init`` (+ fresh action blocks)."""
     ft = cfg.finetune
     extra: dict[str, Any] = {}
     if ft.init:
-        meta, state = read_model_folder(ft.init)
-        pcfg = dict(meta["predictor"])
-        model = build_predictor(pcfg)
-        model.load_state_dict(state)
+        model, meta = load_predictor(ft.init)
+        model.train()
         if cfg.model.action_dim and model.cfg.action_dim == 0:
             model.add_action_blocks(cfg.model.action_dim)
         extra["init"] = str(ft.init)
-        if meta.get("encoder") and meta["encoder"]["name"] != cfg.model.encoder:
+        if meta.encoder.name not in ("unknown", cfg.model.encoder):
             raise UserError(
-                f"{ft.init} was trained on encoder {meta['encoder']['name']!r} but this run uses "
-                f"{cfg.model.encoder!r}; set model.encoder={meta['encoder']['name']}"
+                f"{ft.init} was trained on encoder {meta.encoder.name!r} but this run uses "
+                f"{cfg.model.encoder!r}; set model.encoder={meta.encoder.name}"
             )
     else:
         model = build_predictor(cfg.model.size, in_dim=in_dim, action_dim=cfg.model.action_dim, **cfg.model.predictor)
@@ -211,7 +167,7 @@ def _stage_at(cfg: TrainConfig, step: int) -> tuple[int, int]:
 def validate(cfg: TrainConfig, model: nn.Module, featurize: Featurizer, env: Dist, resolution: int,
              autocast) -> dict[str, float]:
     """Mean model loss and copy-last loss on the first ``val_batches`` micro-batches of held-out clips."""
-    stream = make_stream(cfg, cfg.data.val_source, resolution, env, seed=12345, val=True)
+    stream = make_stream(cfg, cfg.data.val_source, resolution, env, seed=VAL_SEED, val=True)
     it = _loader(stream, cfg.optim.micro_batch_size, 0)
     model.eval()
     sums = torch.zeros(3, device=featurize.device)
@@ -258,27 +214,21 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
     kind = detect_kind(cfg.data.source, cfg.data.kind)
     encoder = None
     if kind == "cache":
-        from ..data import FeatureClipDataset
-
-        probe = FeatureClipDataset(cfg.data.source, num_frames=cfg.data.num_frames, dt_min=cfg.data.dt_min,
+        cache = FeatureClipDataset(cfg.data.source, num_frames=cfg.data.num_frames, dt_min=cfg.data.dt_min,
                                    dt_max=cfg.data.dt_max)
-        in_dim = int(probe.feature_shape[-1])
-        enc_meta = {"name": probe.settings.get("encoder", "unknown"), "weights": None}
+        check_cache_resolution(cfg, cache)
+        in_dim = int(cache.feature_shape[-1])
+        enc_meta = EncoderInfo(cache.encoder_name)
     else:
-        from ..encoders import load_encoder
-
         encoder = load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights, device=env.device)
         in_dim = encoder.dim
-        enc_meta = {"name": encoder.name, "weights": cfg.model.encoder_weights, "pretrained": encoder.pretrained}
+        enc_meta = EncoderInfo(encoder.name, cfg.model.encoder_weights, encoder.pretrained)
     model, extra = build_model(cfg, in_dim)
     model.to(env.device)
-    meta: dict[str, Any] = {
-        "predictor": model.cfg.to_dict(), "encoder": enc_meta, "train_config": to_dict(cfg), **extra,
-    }
+    meta = CheckpointMeta(predictor=model.cfg.to_dict(), encoder=enc_meta, resolution=cfg.stages[-1].resolution,
+                          train_config=to_dict(cfg), **extra)
     if kind == "trajectories":
-        from .finetune import trajectory_meta
-
-        meta.update(trajectory_meta(cfg))
+        meta = dataclasses.replace(meta, **trajectory_meta(cfg))
 
     model = wrap_model(model, env, cfg.strategy, cfg.model.size)
     optimizer = torch.optim.AdamW(param_groups(model, o.weight_decay), lr=o.lr, betas=tuple(o.betas))
@@ -389,13 +339,3 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
     if env.is_main and skipped_total:
         print(f"skipped {skipped_total} unreadable or too-short videos (see warnings above)")
     return summary
-
-
-def load_predictor(folder: str | Path, device: Any = "cpu") -> tuple[Predictor, dict[str, Any]]:
-    """A predictor and its metadata from a checkpoint folder."""
-    meta, state = read_model_folder(folder)
-    model = build_predictor(meta["predictor"])
-    model.load_state_dict(state)
-    return model.to(device).eval(), meta
-
-

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..cli import verb
+from .verb import Verb
 
 
-def _collect_args(p: argparse.ArgumentParser) -> None:
+def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", required=True, help="pusht, wall or pointmaze")
     p.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
     p.add_argument("--episodes", type=int, help="number of episodes (default: the paper's, Table 7)")
@@ -20,10 +20,8 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
-@verb("collect", "collect offline trajectories (frames + actions + states per episode) in an environment",
-      "dinoworld collect --env wall --episodes 1920 --steps 50 --workers 2 --out data/wall")(_collect_args)
-def run_collect(args: argparse.Namespace) -> int:
-    from ..data.trajectories import collect
+def run(args: argparse.Namespace) -> int:
+    from ..envs.collect import collect
 
     s = collect(args.env, args.out, episodes=args.episodes, steps=args.steps, seed=args.seed, workers=args.workers,
                 img_size=args.img_size, policy=args.policy)
@@ -31,3 +29,7 @@ def run_collect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(s, default=str))
     return 0
+
+
+COLLECT = Verb("collect", "collect offline trajectories (frames + actions + states per episode) in an environment",
+               "dinoworld collect --env wall --episodes 1920 --steps 50 --workers 2 --out data/wall", _args, run)

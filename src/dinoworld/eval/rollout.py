@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import decode_at, probe_video, resize_crop
-from .errors import UserError
-from .model import copy_last_prediction, prediction_loss
-from .world_model import WorldModel
+from ..data.video import decode_at, probe_video, resize_crop
+from ..errors import UserError
+from ..model import WorldModel, copy_last_prediction, prediction_loss
 
 
 @dataclass
@@ -46,9 +45,8 @@ def smooth_l1(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def default_resolution(wm: WorldModel) -> int:
-    """The last training stage's resolution recorded in the checkpoint (224 if unknown)."""
-    stages = (wm.meta.get("train_config") or {}).get("stages") or []
-    return int(stages[-1]["resolution"]) if stages else 224
+    """The resolution the checkpoint was trained at (224 if it does not say)."""
+    return wm.meta.training_resolution or 224
 
 
 def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: float = 2.0, step: float = 0.25,
@@ -87,7 +85,7 @@ def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: 
 
 def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout", title: str | None = None) -> dict[str, str]:
     """Figure (PNG), video (MP4), horizon plot (PNG) and errors (JSON) of a rollout."""
-    from .viz import fit_pca, horizon_plot, rollout_figure, write_rollout_mp4
+    from ..viz import fit_pca, horizon_plot, rollout_figure, write_rollout_mp4
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +114,7 @@ def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout"
 def attention_outputs(wm: WorldModel, r: Rollout, out_dir: str | Path, query_rc: tuple[int, int] | None = None,
                       blocks: list[int] | None = None, name: str = "attention") -> str:
     """Fig. 6: cross-attention of one query of the first predicted frame over the context patches."""
-    from .viz import attention_figure
+    from ..viz import attention_figure
 
     n_ctx = int(r.is_context.sum())
     ctx = torch.stack([t for t in r.true[:n_ctx]])[None].to(wm.device)  # (1, T, h, w, D)

@@ -1,6 +1,6 @@
 """``WorldModel`` = frozen encoder + predictor: encode, predict (direct), roll out, stream.
 
-    wm = WorldModel.from_pretrained("runs/demo/checkpoints/step_00000400")
+    wm = WorldModel.from_pretrained("runs/demo")                 # run folder, checkpoint folder or hub id
     feats = wm.encode(frames)                                    # (B, T, 3, H, W) -> (B, T, h, w, D)
     direct = wm.predict(feats, times, query_times)               # any future timestamps at once
     ar = wm.rollout(feats, times, query_times)                   # one step at a time, fed back
@@ -9,16 +9,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from .encoders import FrozenEncoder, load_encoder
-from .errors import UserError
-from .model import ContextState, Predictor, build_predictor
-from .train.checkpoint import read_model_folder, write_model_folder
+from ..encoders import FrozenEncoder, load_encoder
+from ..errors import UserError
+from .actions import ActionSpace
+from .folder import CheckpointMeta, EncoderInfo, load_predictor, write_model_folder
+from .predictor import ContextState, Predictor
 
 
 def _as_batch(x: torch.Tensor, dims: int) -> torch.Tensor:
@@ -26,7 +28,7 @@ def _as_batch(x: torch.Tensor, dims: int) -> torch.Tensor:
 
 
 def _resolve_folder(path_or_hub_id: str | Path) -> Path:
-    """A local checkpoint folder, or a hub repo id fetched into (or read from) the HF cache."""
+    """A local checkpoint or run folder, or a hub repo id fetched into (or read from) the HF cache."""
     p = Path(path_or_hub_id).expanduser()
     if p.exists():
         return p
@@ -45,37 +47,38 @@ def _resolve_folder(path_or_hub_id: str | Path) -> Path:
 
 
 class WorldModel(nn.Module):
-    def __init__(self, encoder: FrozenEncoder | None, predictor: Predictor, meta: dict[str, Any] | None = None):
+    def __init__(self, encoder: FrozenEncoder | None, predictor: Predictor,
+                 meta: CheckpointMeta | dict[str, Any] | None = None):
         super().__init__()
         self.encoder = encoder
         self.predictor = predictor
-        self.meta = dict(meta or {})
+        if not isinstance(meta, CheckpointMeta):  # a plain dict in config.json's layout (or nothing)
+            meta = CheckpointMeta.from_json({**(meta or {}), "predictor": predictor.cfg.to_dict()})
+        self.meta = meta
+        #: raw env actions <-> normalised model actions (None for a model without actions)
+        self.action_space: ActionSpace | None = self.meta.action_space()
 
     # -- loading / saving ---------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | Path, encoder_weights: str | None = None,
                         device: Any = "cpu", load_encoder_model: bool = True) -> "WorldModel":
-        """Load a checkpoint folder (local or hub id). The encoder is rebuilt by name; its weights
-        come from ``encoder_weights``, else from the path recorded at training time, else the hub cache."""
-        meta, state = read_model_folder(_resolve_folder(path_or_hub_id))
-        predictor = build_predictor(meta["predictor"])
-        predictor.load_state_dict(state)
+        """Load a checkpoint folder, a run folder (its newest checkpoint) or a hub id. The encoder is
+        rebuilt by name; its weights come from ``encoder_weights``, else from the path recorded at
+        training time, else the hub cache."""
+        predictor, meta = load_predictor(_resolve_folder(path_or_hub_id))
         encoder = None
         if load_encoder_model:
-            enc = meta.get("encoder") or {}
-            name = enc.get("name")
+            name = meta.encoder.name
             if not name or name == "unknown":
                 raise UserError("this checkpoint does not record its encoder; build WorldModel(encoder, predictor) yourself")
-            encoder = load_encoder(name, weights=encoder_weights or enc.get("weights"))
-        return cls(encoder, predictor.eval(), meta).to(device)
+            encoder = load_encoder(name, weights=encoder_weights or meta.encoder.weights)
+        return cls(encoder, predictor, meta).to(device)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (hub-compatible; reload with :meth:`from_pretrained`)."""
-        meta = {**self.meta, "predictor": self.predictor.cfg.to_dict()}
+        meta = dataclasses.replace(self.meta, predictor=self.predictor.cfg.to_dict(), step=None)
         if self.encoder is not None:
-            meta["encoder"] = {**meta.get("encoder", {}), "name": self.encoder.name}
-        meta.pop("step", None)
-        meta.pop("format", None)
+            meta.encoder = EncoderInfo(self.encoder.name, meta.encoder.weights, self.encoder.pretrained)
         write_model_folder(Path(folder), self.predictor.state_dict(), meta)
         return Path(folder)
 

@@ -1,0 +1,133 @@
+"""``dinoworld train``, ``dinoworld encode`` and ``dinoworld finetune``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from .verb import Verb
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML file of overrides on top of the paper's defaults (see configs/)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=3e-4 data.source=videos/")
+    p.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in out_dir")
+    p.add_argument("--max-steps", type=int, help="stop after this global step (the schedule is unchanged)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
+
+
+def _print_summary(summary: dict, as_json: bool) -> None:
+    if "val/loss" in summary:
+        print(f"final val loss {summary['val/loss']:.4f} vs copy-last {summary['val/copy_last']:.4f}")
+    print(f"step {summary['step']}: checkpoint {summary['checkpoint']}")
+    if as_json:
+        print(json.dumps(summary))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..train import TrainConfig, train
+
+    cfg = load_config(TrainConfig, args.config, args.overrides)
+    _print_summary(train(cfg, resume=not args.no_resume, max_steps=args.max_steps), args.json)
+    return 0
+
+
+def _encode_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="videos: folder, manifest (.txt/.csv/.jsonl) or tar shards")
+    p.add_argument("--out", required=True, help="cache folder (rerun the same command to resume)")
+    p.add_argument("--encoder", default="dinov2-b14-reg", help="frozen encoder (default dinov2-b14-reg)")
+    p.add_argument("--encoder-weights", help="local folder/file or hub id of the encoder weights")
+    p.add_argument("--fps", type=float, default=8.0, help="frames per second to cache (default 8)")
+    p.add_argument("--resolution", type=int, default=224, help="square frame side (multiple of the patch size)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--shard-size", type=int, default=64, help="videos per shard file")
+    p.add_argument("--json", action="store_true")
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from ..data import encode_videos_to_cache, list_videos
+    from ..encoders import load_encoder
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    enc = load_encoder(args.encoder, weights=args.encoder_weights, device=device)
+    paths = list_videos(args.source)
+    s = encode_videos_to_cache(paths, enc, args.out, fps=args.fps, size=(args.resolution, args.resolution),
+                               batch_size=args.batch_size, shard_size=args.shard_size)
+    d = dataclasses.asdict(s)
+    print(" ".join(f"{k}={v}" for k, v in d.items() if not isinstance(v, (list, dict))))
+    if args.json:
+        print(json.dumps(d, default=str))
+    return 0
+
+
+def _finetune_args(p: argparse.ArgumentParser) -> None:
+    from ..train.finetune import MODES
+
+    p.add_argument("--env", required=True, help="environment of the trajectories: pusht, wall or pointmaze")
+    p.add_argument("--data", required=True, help="trajectory folder (`dinoworld collect` output or DINO-WM's layout)")
+    p.add_argument("--mode", required=True, choices=MODES,
+                   help="scratch: random init, all trained; frozen: --init frozen, action blocks trained; "
+                        "full: --init, everything trained")
+    p.add_argument("--init", help="pre-trained checkpoint folder (or run folder: its latest checkpoint)")
+    p.add_argument("--config", help="YAML file of overrides (same keys as `dinoworld train`)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.batch_size=256 data.num_workers=8")
+    p.add_argument("--epochs", type=float, default=25.0,
+                   help="passes over every clip window of the training episodes (default 25, as the paper); "
+                        "ignored when stages=... is given")
+    p.add_argument("--out", help="run folder (default runs/finetune-ENV-MODE); rerun to resume")
+    p.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in the run folder")
+    p.add_argument("--max-steps", type=int, help="stop after this global step (the schedule is unchanged)")
+    p.add_argument("--check-batches", type=int, default=8,
+                   help="held-out batches for the true-vs-shuffled-actions check at the end (0 = skip)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from ..data.trajectory_clips import trajectory_clip_stream
+    from ..encoders import load_encoder
+    from ..eval.actions import action_conditioned_errors
+    from ..train import train
+    from ..train.finetune import finetune_config
+    from ..train.loop import VAL_SEED
+
+    cfg = finetune_config(args.env, args.data, args.mode, init=args.init, config=args.config,
+                          overrides=args.overrides, epochs=args.epochs, out=args.out)
+    print(f"finetune {args.mode} on {args.env}: {cfg.total_steps} steps of {cfg.optim.batch_size} clips "
+          f"({cfg.data.num_frames} frames, frameskip {cfg.data.frameskip}, actions {cfg.model.action_dim}-d, "
+          f"{cfg.stages[-1].resolution} px)")
+    summary = train(cfg, resume=not args.no_resume, max_steps=args.max_steps, return_model=True)
+    model = summary.pop("model")
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    if args.check_batches > 0 and single and cfg.finetune.val_fraction > 0:
+        device = next(model.parameters()).device
+        encoder = load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights, device=device)
+        d = cfg.data
+        stream = trajectory_clip_stream(d.source, split_seed=cfg.seed, val_fraction=cfg.finetune.val_fraction,
+                                        val=True, num_frames=d.num_frames, frameskip=d.frameskip,
+                                        size=cfg.stages[-1].resolution, policy=d.crop, seed=VAL_SEED)
+        errs = action_conditioned_errors(model, stream, encoder, batch_size=cfg.optim.micro_batch_size,
+                                         max_batches=args.check_batches)
+        summary["action_check"] = errs
+        print(f"held-out next-latent loss: true actions {errs['true']:.5g}, shuffled {errs['shuffled']:.5g}, "
+              f"copy-last {errs['copy_last']:.5g} ({errs['clips']} clips)")
+    _print_summary(summary, args.json)
+    return 0
+
+
+TRAIN = Verb(
+    "train", "pre-train (or fine-tune) a predictor; resumes from out_dir's last checkpoint",
+    "dinoworld train --config configs/tiny-cpu.yaml data.source=videos/ data.val_source=val/ out_dir=runs/t\n"
+    "  torchrun --nproc-per-node 8 -m dinoworld.cli train --config configs/paper-giant.yaml "
+    "data.source=shards-{000000..009999}.tar", _train_args, run_train)
+ENCODE = Verb("encode", "write a sharded, resumable feature cache so training never decodes video",
+              "dinoworld encode videos/ --out cache/ --encoder dinov2-b14-reg --encoder-weights ~/dinov2-reg-base",
+              _encode_args, run_encode)
+FINETUNE = Verb("finetune", "action-conditioned fine-tuning on env trajectories (scratch, frozen or full)",
+                "dinoworld finetune --env wall --data data/wall --mode frozen --init runs/base",
+                _finetune_args, run_finetune)

@@ -1,0 +1,284 @@
+"""Frameskipped clips with actions from offline trajectories (paper §3.3, §4.3, App. D.2).
+
+A clip of ``T`` frames with frameskip ``f`` starting at ``s`` holds the frames ``x_s, x_{s+f}, ..,
+x_{s+(T-1)f}`` and ``T-1`` model actions (:mod:`dinoworld.model.actions`: raw actions grouped by
+``f`` and normalised with the *training* episodes' statistics). The frames in between are neither
+given nor predicted ("skipped, not stacked", App. D.2). Frame ``i`` is at ``i / CONTROL_RATE_HZ``.
+
+Split. Episodes are split at random (``seed``) into ``1 - val_fraction`` / ``val_fraction``
+(paper: 90 % / 10 %); the episode ids of both parts are saved with the checkpoint.
+
+Epochs. One epoch is every window (every start ``s``, stride 1) of every training episode once,
+in a random order: the windows of DINO-WM's trajectory slicer, which the paper follows.
+``steps_for_epochs`` turns "25 epochs" into optimizer steps: ``ceil(25 · windows / batch_size)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..model.actions import CONTROL_RATE_HZ, group_actions, normalize_actions
+from .stream import Outcome, ResumableStream
+from .trajectories import NpzTrajectories, TrajectoryDataset, episode_path, load_trajectories, read_episode
+from .video import resize_crop
+
+#: decoded episodes kept in memory per process (a small dataset is then read once)
+EPISODE_CACHE_BYTES = 256 * 2**20
+
+
+def num_windows(length: int, num_frames: int, frameskip: int) -> int:
+    """Clip starts in an episode of ``length`` actions (``length + 1`` frames)."""
+    return max(0, int(length) - (int(num_frames) - 1) * int(frameskip) + 1)
+
+
+def clip_frame_indices(start: int, num_frames: int, frameskip: int) -> np.ndarray:
+    """Frame indices ``start, start + f, ..`` of a clip."""
+    return int(start) + int(frameskip) * np.arange(int(num_frames))
+
+
+def steps_for_epochs(dataset: TrajectoryDataset | Sequence[int], epochs: float, batch_size: int,
+                     num_frames: int, frameskip: int, episodes: Iterable[int] | None = None) -> int:
+    """Optimizer steps for ``epochs`` passes over every clip window (at least 1).
+
+    ``dataset`` is a :class:`TrajectoryDataset` or a list of episode lengths (actions per episode);
+    ``episodes`` restricts the count to those positions (e.g. the training split).
+    """
+    lengths = dataset if not isinstance(dataset, TrajectoryDataset) else [
+        dataset.length(i) for i in range(len(dataset))]
+    picked = range(len(lengths)) if episodes is None else episodes
+    windows = sum(num_windows(lengths[i], num_frames, frameskip) for i in picked)
+    return max(1, math.ceil(float(epochs) * windows / int(batch_size)))
+
+
+def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Random ``(train, val)`` positions of ``n`` episodes; both sorted; ``round(n·val_fraction)`` held out.
+
+    At least one episode is held out when ``val_fraction > 0`` and ``n >= 2``.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise UserError(f"the held-out fraction (finetune.val_fraction) must be in [0, 1), got {val_fraction}")
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    order = np.random.default_rng([int(seed), 0x5B1]).permutation(n)
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+# ------------------------------------------------------------------------------ dataset summary
+def _episode_ids(ds: TrajectoryDataset) -> list[int]:
+    return list(ds.episode_ids) if isinstance(ds, NpzTrajectories) else list(range(len(ds)))
+
+
+def _episode_actions(ds: TrajectoryDataset, i: int) -> np.ndarray:
+    if isinstance(ds, NpzTrajectories):  # reads only the actions member of the npz
+        return np.asarray(read_episode(episode_path(ds.root, ds.episode_ids[i]), ("actions",))["actions"], np.float32)
+    actions = getattr(ds, "actions", None)
+    if actions is not None and hasattr(ds, "lengths"):  # DINO-WM layout: all actions in memory
+        return np.asarray(actions[i, : ds.length(i)], np.float32)
+    return np.asarray(ds.episode(i)["actions"], np.float32)
+
+
+def _episode_arrays(ds: TrajectoryDataset, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(frames uint8 (L+1, H, W, 3), actions float32 (L, A))`` of episode position ``i``."""
+    ep = read_episode(episode_path(ds.root, ds.episode_ids[i]), ("frames", "actions")) \
+        if isinstance(ds, NpzTrajectories) else ds.episode(i)
+    frames, actions = ep["frames"], ep["actions"]
+    if frames.shape[0] < actions.shape[0] + 1:
+        raise UserError(f"episode {i} of {ds.root} has {frames.shape[0]} frames for {actions.shape[0]} actions")
+    return frames, np.asarray(actions, np.float32)
+
+
+@dataclass
+class TrajectoryInfo:
+    """What the stream, the checkpoint metadata and the CLI need to know about a trajectory folder."""
+
+    dataset: TrajectoryDataset
+    episode_ids: list[int]  # per position: file number (our format) or index (DINO-WM)
+    lengths: list[int]  # actions per episode
+    train: list[int]  # positions
+    val: list[int]
+    mean: list[float]  # per raw action dimension, over the training episodes
+    std: list[float]
+    seed: int
+    val_fraction: float
+
+    @property
+    def env(self) -> str | None:
+        return getattr(self.dataset, "env", None)
+
+    @property
+    def raw_action_dim(self) -> int:
+        return int(self.dataset.action_dim)
+
+
+_INFO_CACHE: dict[tuple, TrajectoryInfo] = {}
+
+
+def trajectory_info(source: str | os.PathLike, seed: int, val_fraction: float) -> TrajectoryInfo:
+    """Split and action statistics of a trajectory folder (cached per process)."""
+    root = Path(source).expanduser()
+    if not root.is_dir():
+        raise UserError(f"trajectory folder {root} does not exist; write one with `dinoworld collect` "
+                        "or point at DINO-WM's dataset")
+    key = (str(root.resolve()), root.stat().st_mtime_ns, int(seed), float(val_fraction))
+    if key in _INFO_CACHE:
+        return _INFO_CACHE[key]
+    ds = load_trajectories(root)
+    if len(ds) == 0:
+        raise UserError(f"{root} holds no episodes; collect some first")
+    actions = [_episode_actions(ds, i) for i in range(len(ds))]
+    train, val = split_episodes(len(ds), val_fraction, seed)
+    flat = np.concatenate([actions[i] for i in train], axis=0).astype(np.float64)
+    if flat.shape[0] == 0:
+        raise UserError(f"the training episodes of {root} hold no actions")
+    std = flat.std(axis=0)
+    std = np.where(std > 1e-6, std, 1.0)  # a constant action dimension is only centred
+    info = TrajectoryInfo(ds, _episode_ids(ds), [int(a.shape[0]) for a in actions], train, val,
+                          flat.mean(axis=0).tolist(), std.tolist(), int(seed), float(val_fraction))
+    _INFO_CACHE[key] = info
+    return info
+
+
+# ------------------------------------------------------------------------------ the stream
+class TrajectoryClipDataset(ResumableStream):
+    """Resumable stream of frameskipped clips with concatenated, normalised actions.
+
+    Work units are clip windows ``(episode position, start)``, shuffled per epoch and dealt to
+    ranks and DataLoader workers by :class:`ResumableStream`. Yields dicts::
+
+        frames   (T, 3, r, r) float32 in [0, 1]
+        times    (T,) float32      frame index / control rate (seconds)
+        actions  (T-1, f·A) float32 normalised; actions[k] leads from frame k to frame k+1
+        episode  int               episode id (file number, or index for DINO-WM data)
+        start    int               first frame index
+        source   str
+        skipped  int, data_pos (3,) as in :class:`ResumableStream`
+    """
+
+    def __init__(self, info: TrajectoryInfo, episodes: Sequence[int], num_frames: int = 4, frameskip: int = 5,
+                 size: int = 224, seed: int = 0, rank: int = 0, world_size: int = 1, loop: bool = True,
+                 shuffle: bool = True, policy: str = "crop", control_rate_hz: float = CONTROL_RATE_HZ,
+                 cache_bytes: int = EPISODE_CACHE_BYTES):
+        super().__init__(seed, rank, world_size, loop, shuffle)
+        if num_frames < 2 or frameskip < 1:
+            raise UserError(f"need data.num_frames >= 2 and data.frameskip >= 1, got {num_frames} and {frameskip}")
+        self.info, self.episodes = info, [int(e) for e in episodes]
+        self.num_frames, self.frameskip, self.size = int(num_frames), int(frameskip), int(size)
+        self.policy, self.rate, self.cache_bytes = policy, float(control_rate_hz), int(cache_bytes)
+        rows = [(p, s) for p in self.episodes
+                for s in range(num_windows(info.lengths[p], self.num_frames, self.frameskip))]
+        if not rows:
+            longest = max((info.lengths[p] for p in self.episodes), default=0)
+            raise UserError(
+                f"no clip fits in the {len(self.episodes)} episodes of {info.dataset.root} (longest: {longest} "
+                f"actions; {self.num_frames} frames at frameskip {self.frameskip} need "
+                f"{(self.num_frames - 1) * self.frameskip}); lower data.num_frames or data.frameskip")
+        self.windows = np.asarray(rows, np.int64)  # (N, 2): episode position, start
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cached = 0
+
+    def __len__(self) -> int:
+        """Windows per epoch (all ranks together)."""
+        return int(self.windows.shape[0])
+
+    def __getstate__(self) -> dict[str, Any]:  # workers start with an empty episode cache
+        state = self.__dict__.copy()
+        state["_cache"], state["_cached"] = OrderedDict(), 0
+        return state
+
+    def _units(self) -> np.ndarray:
+        return self.windows
+
+    def _describe(self) -> str:
+        return f"{len(self.episodes)} episodes of {self.info.dataset.root}"
+
+    def _episode(self, pos: int) -> tuple[np.ndarray, np.ndarray]:
+        hit = self._cache.get(pos)
+        if hit is not None:
+            self._cache.move_to_end(pos)
+            return hit
+        arrays = _episode_arrays(self.info.dataset, pos)
+        nbytes = arrays[0].nbytes + arrays[1].nbytes
+        if nbytes <= self.cache_bytes:
+            while self._cached + nbytes > self.cache_bytes and self._cache:
+                _, old = self._cache.popitem(last=False)
+                self._cached -= old[0].nbytes + old[1].nbytes
+            self._cache[pos] = arrays
+            self._cached += nbytes
+        return arrays
+
+    def clip(self, pos: int, start: int) -> dict[str, Any]:
+        """The clip of episode position ``pos`` starting at frame ``start``."""
+        frames, actions = self._episode(pos)
+        idx = clip_frame_indices(start, self.num_frames, self.frameskip)
+        raw = actions[start : start + (self.num_frames - 1) * self.frameskip]  # (f(T-1), A)
+        acts = normalize_actions(group_actions(raw, self.frameskip), self.info.mean, self.info.std)
+        return {
+            "frames": resize_crop(frames[idx], self.size, self.policy),  # (T, 3, r, r)
+            "times": torch.from_numpy((idx / self.rate).astype(np.float32)),  # (T,)
+            "actions": torch.from_numpy(np.ascontiguousarray(acts, np.float32)),  # (T-1, f*A)
+            "episode": self.info.episode_ids[pos],
+            "start": int(start),
+            "source": f"{self.info.dataset.root}#{self.info.episode_ids[pos]}@{start}",
+        }
+
+    def _process(self, unit: Any, epoch: int, gpos: int, first_member: int) -> Iterator[Outcome]:
+        if first_member > 0:  # consumed before a resume
+            return
+        pos, start = int(unit[0]), int(unit[1])
+        yield Outcome(0, f"episode {self.info.episode_ids[pos]}", self.clip(pos, start))
+
+
+def _same_folder(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except OSError:
+        return str(a) == str(b)
+
+
+def trajectory_clip_stream(source: str | os.PathLike, *, train_source: str | os.PathLike | None = None,
+                           split_seed: int = 0, val_fraction: float = 0.1, val: bool = False,
+                           num_frames: int = 4, frameskip: int = 5, size: int = 224, seed: int = 0,
+                           rank: int = 0, world_size: int = 1, policy: str = "crop") -> TrajectoryClipDataset:
+    """Clips of ``source`` with actions normalised by the statistics of ``train_source``'s training split.
+
+    ``val=False``: the training episodes of ``source`` (an endless stream). ``val=True``: its
+    held-out episodes, or every episode when ``source`` is another folder than ``train_source``;
+    one pass. ``train_source`` defaults to ``source``.
+    """
+    train_source = source if train_source is None else train_source
+    info = trajectory_info(train_source, split_seed, val_fraction)
+    if _same_folder(source, train_source):
+        episodes = info.val if val else info.train
+        if not episodes:
+            raise UserError(f"no {'held-out' if val else 'training'} episodes in {source} "
+                            f"(held-out fraction {val_fraction}, {len(info.lengths)} episodes)"
+                            + ("; set data.val_source='' to skip validation" if val else ""))
+        target = info
+    else:
+        other = trajectory_info(source, split_seed, 0.0)
+        if other.raw_action_dim != info.raw_action_dim:
+            raise UserError(f"{source} has {other.raw_action_dim}-d actions but {train_source} has "
+                            f"{info.raw_action_dim}-d")
+        # another folder: its own episodes, normalised with the training statistics
+        target = replace(other, mean=info.mean, std=info.std)
+        episodes = list(range(len(other.lengths)))
+    return TrajectoryClipDataset(
+        target, episodes, num_frames=num_frames, frameskip=frameskip, size=size, seed=seed, rank=rank,
+        world_size=world_size, loop=not val, shuffle=True, policy=policy)
+
+
+__all__ = [
+    "EPISODE_CACHE_BYTES", "TrajectoryClipDataset", "TrajectoryInfo", "clip_frame_indices", "num_windows",
+    "split_episodes", "steps_for_epochs", "trajectory_clip_stream", "trajectory_info",
+]

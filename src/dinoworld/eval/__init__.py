@@ -1,0 +1,1 @@
+"""Evaluations: rollout errors on videos, the action check, and (next) the paper's benchmarks."""

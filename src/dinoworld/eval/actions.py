@@ -1,0 +1,70 @@
+"""Does the model use its actions? Held-out next-latent error with true vs shuffled actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from ..data.featurize import Featurizer
+from ..errors import UserError
+from ..model import prediction_loss
+
+
+def _derangement(n: int, generator: torch.Generator) -> torch.Tensor:
+    """A random permutation of ``range(n)`` with no fixed point (``n >= 2``)."""
+    perm = torch.randperm(n, generator=generator)
+    out = torch.empty_like(perm)
+    out[perm] = perm.roll(1)
+    return out
+
+
+@torch.no_grad()
+def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, batch_size: int = 8,
+                              max_batches: int | None = None, seed: int = 0, device: Any = None) -> dict[str, float]:
+    """Held-out next-latent error with the true actions vs actions shuffled across the batch.
+
+    ``model``: a :class:`~dinoworld.model.Predictor` or a :class:`~dinoworld.model.WorldModel`
+    (its encoder is used unless ``encoder`` is given). ``data``: an iterable of collated batches, or
+    a stream (e.g. ``trajectory_clip_stream(..., val=True)``) read in batches of ``batch_size``.
+    Teacher forcing as in training: frames 2..T predicted from the earlier ones. Returns the mean
+    smooth-L1 loss with ``true`` actions, ``shuffled`` actions (each clip gets another clip's
+    actions), and the ``copy_last`` baseline, plus the number of ``clips``.
+    """
+    predictor = getattr(model, "predictor", model)
+    encoder = encoder if encoder is not None else getattr(model, "encoder", None)
+    device = torch.device(device) if device is not None else next(predictor.parameters()).device
+    if isinstance(data, IterableDataset):
+        data = DataLoader(data, batch_size=batch_size, drop_last=True, num_workers=0)
+    featurize = Featurizer(encoder, device)
+    gen = torch.Generator().manual_seed(seed)
+    was_training = predictor.training
+    predictor.eval()
+    sums, clips = torch.zeros(3, dtype=torch.float64), 0
+    try:
+        for i, batch in enumerate(data):
+            if max_batches is not None and i >= max_batches:
+                break
+            feats, times, actions = featurize(batch)
+            if actions is None:
+                raise UserError("these clips carry no actions")
+            b = feats.shape[0]
+            if b < 2:
+                continue
+            target = feats[:, 1:]
+            true = predictor(feats, times, times[:, 1:], actions)
+            shuffled = predictor(feats, times, times[:, 1:], actions[_derangement(b, gen).to(device)])
+            losses = [prediction_loss(true, target), prediction_loss(shuffled, target),
+                      prediction_loss(feats[:, :-1], target)]
+            sums += b * torch.tensor([x.item() for x in losses], dtype=torch.float64)
+            clips += b
+    finally:
+        predictor.train(was_training)
+    if clips == 0:
+        raise UserError("no batch of at least 2 clips to compare actions on")
+    mean = (sums / clips).tolist()
+    return {"true": mean[0], "shuffled": mean[1], "copy_last": mean[2], "clips": clips}
+
+
+__all__ = ["action_conditioned_errors"]

@@ -1,0 +1,76 @@
+"""The training loop's data: one resumable, rank-sharded clip stream per source, from the config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..data.cache import FeatureClipDataset
+from ..data.factory import detect_kind
+from ..data.sources import VideoClipDataset
+from ..data.trajectory_clips import trajectory_clip_stream, trajectory_info
+from ..errors import UserError
+from ..model.actions import CONTROL_RATE_HZ
+from .config import TrainConfig
+from .distributed import Dist
+
+
+def check_action_dim(cfg: TrainConfig) -> None:
+    """Trajectory clips carry ``raw_dim x frameskip``-d actions: the model must take exactly those."""
+    d = cfg.data
+    info = trajectory_info(d.source, cfg.seed, cfg.finetune.val_fraction)
+    want = info.raw_action_dim * d.frameskip
+    if cfg.model.action_dim and cfg.model.action_dim != want:
+        raise UserError(f"model.action_dim={cfg.model.action_dim} but the data gives {info.raw_action_dim}-d actions "
+                        f"x frameskip {d.frameskip} = {want}; set model.action_dim={want}")
+    if not cfg.model.action_dim and not cfg.finetune.init:
+        raise UserError(f"trajectory clips carry actions: set model.action_dim={want} "
+                        f"({info.raw_action_dim}-d actions x frameskip {d.frameskip})")
+
+
+def check_cache_resolution(cfg: TrainConfig, cache: FeatureClipDataset) -> int:
+    """A feature cache fixes the resolution: every stage must ask for it. Returns it."""
+    h, w = cache.frame_size
+    for i, stage in enumerate(cfg.stages):
+        if (stage.resolution, stage.resolution) != (h, w):
+            raise UserError(
+                f"{cfg.data.source} is a feature cache encoded at {h}x{w} px but stage {i + 1} asks for "
+                f"{stage.resolution} px; set every stages[].resolution to {h} or encode a cache at "
+                f"{stage.resolution} px")
+    return h
+
+
+def make_stream(cfg: TrainConfig, source: str, resolution: int, env: Dist, seed: int, *, val: bool = False):
+    """A resumable, rank-sharded clip stream for ``source`` (training, or one validation pass)."""
+    d = cfg.data
+    kind = detect_kind(source, d.kind)
+    common = dict(num_frames=d.num_frames, seed=seed, rank=env.rank, world_size=env.world_size)
+    if kind == "cache":
+        return FeatureClipDataset(source, dt_min=d.dt_min, dt_max=d.dt_max, shuffle=not val, **common)
+    if kind == "video":
+        return VideoClipDataset(source, dt_min=d.dt_min, dt_max=d.dt_max, size=resolution, policy=d.crop,
+                                shuffle=not val, **common)
+    check_action_dim(cfg)
+    return trajectory_clip_stream(source, train_source=d.source, split_seed=cfg.seed,
+                                  val_fraction=cfg.finetune.val_fraction, val=val, frameskip=d.frameskip,
+                                  size=resolution, policy=d.crop, **common)
+
+
+def trajectory_meta(cfg: TrainConfig) -> dict[str, Any]:
+    """Checkpoint metadata of a trajectory run, so planning can rebuild its actions exactly."""
+    info = trajectory_info(cfg.data.source, cfg.seed, cfg.finetune.val_fraction)
+    return {
+        "env": cfg.finetune.env or info.env,
+        "frameskip": int(cfg.data.frameskip),
+        "control_rate_hz": CONTROL_RATE_HZ,
+        "raw_action_dim": info.raw_action_dim,
+        "action_norm": {
+            "mean": info.mean, "std": info.std,
+            "layout": "per raw action dimension; model action k of a clip starting at s is "
+                      "concat(a[s+k*f], .., a[s+k*f+f-1]) normalised with the stats tiled f times",
+        },
+        "split": {
+            "seed": int(cfg.seed), "val_fraction": float(cfg.finetune.val_fraction),
+            "train": [info.episode_ids[i] for i in info.train],
+            "val": [info.episode_ids[i] for i in info.val],
+        },
+    }
