@@ -10,12 +10,12 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import collect, info, rollout, train
+from . import collect, info, plan, rollout, train
 from .verb import Verb
 
 #: every verb, in the order of ``dinoworld --help``
 VERBS: tuple[Verb, ...] = (
-    info.INFO, train.TRAIN, train.ENCODE, collect.COLLECT, train.FINETUNE, rollout.ROLLOUT, rollout.DEMO,
+    info.INFO, train.TRAIN, train.ENCODE, collect.COLLECT, train.FINETUNE, plan.PLAN, rollout.ROLLOUT, rollout.DEMO,
 )
 
 

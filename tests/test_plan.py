@@ -1,0 +1,184 @@
+"""Planning: CEM / GD on known costs, shared-context rollouts = the naive path, the protocol end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dinoworld.cli import main
+from dinoworld.data.trajectory_clips import trajectory_info
+from dinoworld.encoders import load_encoder
+from dinoworld.model import CheckpointMeta, EncoderInfo, WorldModel, build_predictor
+from dinoworld.plan import CEMConfig, GDConfig, LatentRollout, cem, gradient_plan, latent_distance, naive_rollout
+from dinoworld.plan.evaluate import PlanningConfig, evaluate, wilson_ci95
+
+pytest.importorskip("gymnasium")
+
+F = 5  # frameskip
+
+
+def _random_action_predictor(in_dim=36, action_dim=2 * F, seed=0):
+    """A tiny predictor whose action blocks are not the identity (random γ), so actions matter."""
+    torch.manual_seed(seed)
+    p = build_predictor("tiny", in_dim=in_dim, depth=2, action_dim=action_dim)
+    with torch.no_grad():
+        for blk in p.action_blocks:
+            blk.gamma.normal_(0, 0.5)
+    return p.eval()
+
+
+# ------------------------------------------------------------------------------------ planners
+def test_cem_finds_the_minimum_of_a_quadratic():
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randn(3, 4, 2, generator=gen) * 0.7
+    plan = cem(lambda a: (a - target[:, None]).pow(2).sum(dim=(-2, -1)), 3, 4, 2,
+               CEMConfig(samples=200, iterations=15, topk=20), generator=gen)
+    assert plan.actions.shape == (3, 4, 2)
+    assert (plan.actions - target).abs().max() < 0.05
+    assert plan.cost.shape == (3,) and (plan.cost < 0.01).all()
+
+
+def test_cem_warm_start_and_bad_settings():
+    from dinoworld.errors import UserError
+
+    gen = torch.Generator().manual_seed(0)
+    target = torch.full((1, 2, 1), 3.0)  # far outside N(0, 1): a warm start near it finds it in one iteration
+    plan = cem(lambda a: (a - target[:, None]).pow(2).sum(dim=(-2, -1)), 1, 2, 1, CEMConfig(64, 1, 4),
+               mean=torch.full((1, 2, 1), 2.9), std=torch.full((1, 2, 1), 0.1), generator=gen)
+    assert (plan.actions - 3.0).abs().max() < 0.1
+    with pytest.raises(UserError, match="topk"):
+        CEMConfig(samples=5, topk=10)
+
+
+def test_gradient_planner_descends_a_quadratic():
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randn(2, 3, 2, generator=gen)
+    plan = gradient_plan(lambda a: (a - target[:, None]).pow(2).sum(dim=(-2, -1)), 2, 3, 2,
+                         GDConfig(samples=4, iterations=200, lr=0.05), generator=gen)
+    assert (plan.actions - target).abs().max() < 0.02
+
+
+def test_wilson_interval():
+    lo, hi = wilson_ci95(45, 50)
+    assert lo < 0.9 < hi and 0.78 < lo < 0.8 and 0.95 < hi < 0.97
+    assert wilson_ci95(0, 10)[0] == 0.0
+
+
+# ------------------------------------------------------------------------------------ rollouts
+def test_shared_context_rollout_equals_the_naive_path_and_chunking_changes_nothing():
+    p = _random_action_predictor(in_dim=8)
+    gen = torch.Generator().manual_seed(1)
+    ctx = torch.randn(2, 2, 3, 3, 8, generator=gen)  # 2 episodes, 2 context frames
+    times = torch.tensor([[0.0, 0.5], [1.0, 1.5]])
+    actions = torch.randn(2, 5, 3, 2 * F, generator=gen)  # 5 candidates, 3 steps
+    with torch.no_grad():
+        fast = LatentRollout(p, ctx, times, 0.5)(actions)
+        slow = naive_rollout(p, ctx, times, 0.5, actions)
+        one = LatentRollout(p, ctx, times, 0.5, chunk=1)(actions)
+        two = LatentRollout(p, ctx, times, 0.5, chunk=2)(actions)
+    assert fast.shape == (2, 5, 3, 3, 8)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(one, fast, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(two, fast, rtol=1e-6, atol=1e-6)
+    # actions matter, and each candidate got its own
+    assert not torch.allclose(fast[:, 0], fast[:, 1])
+    # a memory budget too small for one candidate still runs, one at a time
+    roll = LatentRollout(p, ctx, times, 0.5, memory_budget=1)
+    assert roll.chunk_size(5, 3) == 1
+
+
+def test_latent_rollout_refuses_a_model_without_actions():
+    from dinoworld.errors import UserError
+
+    p = build_predictor("tiny", in_dim=8, depth=1)
+    with pytest.raises(UserError, match="no action blocks"):
+        LatentRollout(p, torch.zeros(1, 1, 2, 2, 8), torch.zeros(1, 1), 0.5)
+
+
+def test_latent_distance():
+    goal = torch.zeros(2, 2, 2, 3)
+    pred = torch.ones(2, 4, 2, 2, 3)
+    pred[1, 2] = 0
+    d = latent_distance(pred, goal)
+    assert d.shape == (2, 4) and d[0, 0] == 1.0 and d[1, 2] == 0.0
+
+
+# ------------------------------------------------------------------------------------ protocol
+@pytest.fixture(scope="module")
+def wall_data(tmp_path_factory):
+    from dinoworld.envs.collect import collect
+
+    root = tmp_path_factory.mktemp("wall")
+    collect("wall", root, episodes=12, steps=30, img_size=56, progress=False)
+    return root
+
+
+def _world_model(data, predictor=None, val_fraction=0.5):
+    info = trajectory_info(data, seed=0, val_fraction=val_fraction)
+    p = predictor or _random_action_predictor()
+    meta = CheckpointMeta(
+        predictor=p.cfg.to_dict(), encoder=EncoderInfo("pixel-pyramid", None, False), resolution=56, env="wall",
+        frameskip=F, control_rate_hz=10.0, raw_action_dim=2, action_norm={"mean": info.mean, "std": info.std},
+        split={"seed": 0, "val_fraction": val_fraction, "train": [info.episode_ids[i] for i in info.train],
+               "val": [info.episode_ids[i] for i in info.val]})
+    return WorldModel(load_encoder("pixel-pyramid"), p, meta)
+
+
+@pytest.mark.parametrize("planner", ["cem", "mpc"])
+def test_planners_reach_goals_with_an_exact_latent_model(wall_data, planner):
+    """The simulator as the model and the smooth stand-in features: planning itself must work. Goals are
+    10 recorded steps away: within the stand-in's basin (its blur is at most a quarter of the frame, so
+    its cost is flat for goals much further away; see the planning section of the README)."""
+    wm = _world_model(wall_data)
+    cfg = PlanningConfig(planner=planner, cost_model="simulator", cem=CEMConfig(48, 4, 6), episodes=8, batch=8,
+                         horizon=2, goal_steps=10, replan_every=5, mpc_steps=15, oracle=False)
+    s = evaluate(wm, "wall", wall_data, cfg, progress=False)
+    assert s["episodes"] == 8 and s["planner"] == planner
+    assert s["success_rate"] >= 0.75, s
+    assert s["success_rate"] > s["random_success_rate"]
+    assert s["mean_final_distance"] < s["random_mean_final_distance"]
+
+
+def test_plan_cli_writes_episodes_summary_and_videos(wall_data, tmp_path, capsys):
+    wm = _world_model(wall_data)
+    wm.save_pretrained(tmp_path / "ckpt")
+    out = tmp_path / "plan"
+    code = main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
+                 "--episodes", "3", "--samples", "8", "--iterations", "2", "--topk", "2", "--batch", "2",
+                 "--out", str(out), "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("success_rate", "random_success_rate", "ci95", "episodes", "seconds_per_plan", "planner", "budget",
+                "oracle_success_rate"):
+        assert key in summary, key
+    assert summary["episodes"] == 3 and summary["budget"] == 16 and summary["planner"] == "cem"
+    rows = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and {"success", "final_distance", "steps_to_success", "seconds_planning"} <= set(rows[0])
+    assert len(list(out.glob("episode_*.mp4"))) == 3
+    assert json.loads((out / "summary.json").read_text())["episodes"] == 3
+
+
+def test_plan_refuses_bad_input_with_one_line(wall_data, tmp_path, capsys):
+    plain = build_predictor("tiny", in_dim=36, depth=1)
+    no_actions = WorldModel(load_encoder("pixel-pyramid"), plain,
+                            CheckpointMeta(plain.cfg.to_dict(), EncoderInfo("pixel-pyramid")))
+    no_actions.save_pretrained(tmp_path / "plain")
+    good = _world_model(wall_data)
+    good.save_pretrained(tmp_path / "good")
+    far = _world_model(wall_data)
+    far.meta.split = {**far.meta.split, "val": [100, 101]}  # held-out ids that this folder does not hold
+    far.save_pretrained(tmp_path / "far")
+    base = ["plan", "--data", str(wall_data), "--episodes", "1"]
+    cases = [
+        (base + ["--env", "wall", "--checkpoint", str(tmp_path / "plain")], "no action blocks"),
+        (base + ["--env", "pusht", "--checkpoint", str(tmp_path / "good")], "fine-tuned on wall"),
+        (base + ["--env", "wall", "--checkpoint", str(tmp_path / "far")], "held-out episodes"),
+        (base + ["--env", "wall", "--checkpoint", str(tmp_path / "good"), "--planner", "mpc", "--replan-every", "3"],
+         "multiple of the frameskip"),
+    ]
+    for args, msg in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and msg in err and len(err.splitlines()) == 1, err
