@@ -160,6 +160,19 @@ def test_plan_cli_writes_episodes_summary_and_videos(wall_data, tmp_path, capsys
     assert json.loads((out / "summary.json").read_text())["episodes"] == 3
 
 
+def test_budget_sweep_plots_success_against_budget(wall_data, tmp_path, capsys):
+    _world_model(wall_data).save_pretrained(tmp_path / "ckpt")
+    code = main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
+                 "--episodes", "2", "--samples", "4", "--iterations", "1", "--topk", "2", "--no-oracle",
+                 "--sweep", "4x1,8x2", "--out", str(tmp_path / "p"), "--json"])
+    assert code == 0
+    sweep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sweep"]["budgets"]
+    assert [r["budget"] for r in sweep] == [4, 16]
+    assert (tmp_path / "p" / "budget_sweep.png").stat().st_size > 1000
+    assert main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
+                 "--sweep", "lots"]) == 2
+
+
 def test_plan_refuses_bad_input_with_one_line(wall_data, tmp_path, capsys):
     plain = build_predictor("tiny", in_dim=36, depth=1)
     no_actions = WorldModel(load_encoder("pixel-pyramid"), plain,

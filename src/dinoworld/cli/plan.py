@@ -28,6 +28,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk", type=int, help="candidates per forward pass (default: from the memory budget)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--sweep", help="also plot success against budget, e.g. 32x3,64x10,300x30 (SAMPLESxITERATIONS)")
     p.add_argument("--out", help="folder for episodes.jsonl, summary.json and MP4s")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
 
@@ -35,10 +36,14 @@ def _args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..errors import UserError
     from ..model import WorldModel
     from ..plan.cem import CEMConfig, GDConfig
-    from ..plan.evaluate import PlanningConfig, evaluate
+    from ..plan.evaluate import PlanningConfig, budget_sweep, evaluate, parse_budgets
 
+    budgets = parse_budgets(args.sweep) if args.sweep else None
+    if budgets and not args.out:
+        raise UserError("--sweep writes a figure: give --out DIR")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     wm = WorldModel.from_pretrained(args.checkpoint, encoder_weights=args.encoder_weights, device=device)
     cfg = PlanningConfig(
@@ -53,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
     if "oracle_success_rate" in s:
         line += f"; CEM on the simulator {s['oracle_success_rate']:.3f}"
     print(line + f"; {s['seconds_per_plan']:.2f} s per plan (budget {s['budget']})")
+    if budgets:
+        s["sweep"] = budget_sweep(wm, args.env, args.data, cfg, budgets, args.out)
+        for r in s["sweep"]["budgets"]:
+            print(f"  budget {r['samples']}x{r['iterations']}: success {r['success_rate']:.3f}, "
+                  f"{r['seconds_per_plan']:.2f} s per plan")
+        print(f"figure: {s['sweep']['figure']}")
     if args.json:
         print(json.dumps(s))
     return 0

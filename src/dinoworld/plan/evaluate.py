@@ -323,3 +323,41 @@ def summarize(rows: list[dict[str, Any]], cfg: PlanningConfig, plan_seconds: lis
     if rows and "oracle_success" in rows[0]:
         out["oracle_success_rate"] = float(np.mean([r["oracle_success"] for r in rows]))
     return out
+
+
+def parse_budgets(text: str) -> list[tuple[int, int]]:
+    """``"32x3,64x10,300x30"`` -> ``[(32, 3), (64, 10), (300, 30)]`` (samples x iterations)."""
+    out = []
+    for part in text.split(","):
+        try:
+            n, j = part.lower().split("x")
+            out.append((int(n), int(j)))
+        except ValueError:
+            raise UserError(f"--sweep {text!r}: write budgets as SAMPLESxITERATIONS, comma-separated, e.g. 64x5,300x30") from None
+    return out
+
+
+def budget_sweep(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConfig,
+                 budgets: list[tuple[int, int]], out: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Success against planning budget (samples x iterations) on the same episodes; writes
+    ``budget_sweep.json`` and ``budget_sweep.png`` into ``out``."""
+    from dataclasses import replace
+
+    from ..viz import horizon_plot
+
+    rows = []
+    for n, j in budgets:
+        c = replace(cfg, cem=replace(cfg.cem, samples=n, iterations=j, topk=min(cfg.cem.topk, n)),
+                    gd=replace(cfg.gd, samples=n, iterations=j), oracle=False)
+        s = evaluate(wm, env_name, data, c, out=None, videos=0, progress=progress)
+        rows.append({"samples": n, "iterations": j, "budget": s["budget"], "success_rate": s["success_rate"],
+                     "ci95": s["ci95"], "random_success_rate": s["random_success_rate"],
+                     "seconds_per_plan": s["seconds_per_plan"]})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "budget_sweep.json").write_text(json.dumps(rows, indent=2))
+    horizon_plot([r["budget"] for r in rows], {cfg.planner: [r["success_rate"] for r in rows],
+                                               "random actions (baseline)": [r["random_success_rate"] for r in rows]},
+                 out / "budget_sweep.png", ylabel="success rate", xlabel="planning budget (samples x iterations)",
+                 title=f"{env_name}: success vs budget ({cfg.episodes} episodes)")
+    return {"budgets": rows, "figure": str(out / "budget_sweep.png")}
