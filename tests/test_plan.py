@@ -195,3 +195,19 @@ def test_plan_refuses_bad_input_with_one_line(wall_data, tmp_path, capsys):
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and msg in err and len(err.splitlines()) == 1, err
+
+
+def test_gradient_planning_runs_through_the_world_model(wall_data):
+    """GD differentiates the cost through the predictor's rollout: the plan's cost must drop."""
+    wm = _world_model(wall_data)
+    from dinoworld.plan.evaluate import PlanningTask
+
+    task = PlanningTask(wm, "wall", wall_data)
+    specs = list(task.episodes(2, 25, 0))
+    goals = task.latents([s.goal_state for s in specs])
+    cost = task.cost([s.start_state for s in specs], goals, PlanningConfig())
+    gen = torch.Generator().manual_seed(0)
+    before = gradient_plan(cost, 2, 5, 10, GDConfig(samples=3, iterations=0), generator=gen)
+    gen = torch.Generator().manual_seed(0)
+    after = gradient_plan(cost, 2, 5, 10, GDConfig(samples=3, iterations=20, lr=0.1), generator=gen)
+    assert (after.cost < before.cost).all(), (before.cost, after.cost)
