@@ -211,3 +211,15 @@ def test_gradient_planning_runs_through_the_world_model(wall_data):
     gen = torch.Generator().manual_seed(0)
     after = gradient_plan(cost, 2, 5, 10, GDConfig(samples=3, iterations=20, lr=0.1), generator=gen)
     assert (after.cost < before.cost).all(), (before.cost, after.cost)
+
+
+def test_bf16_rollout_is_close_to_fp32():
+    p = _random_action_predictor(in_dim=8)
+    gen = torch.Generator().manual_seed(2)
+    ctx, times = torch.randn(1, 1, 3, 3, 8, generator=gen), torch.zeros(1, 1)
+    acts = torch.randn(1, 4, 2, 2 * F, generator=gen)
+    with torch.no_grad():
+        ref = LatentRollout(p, ctx, times, 0.5)(acts)
+        low = LatentRollout(p.to(torch.bfloat16), ctx, times, 0.5)(acts)
+    assert low.dtype == torch.bfloat16
+    assert (low.float() - ref).abs().mean() < 0.05 * ref.abs().mean()

@@ -26,6 +26,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=16, help="episodes planned together")
     p.add_argument("--no-oracle", action="store_true", help="skip CEM with the simulator as the model")
     p.add_argument("--chunk", type=int, help="candidates per forward pass (default: from the memory budget)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                   help="predictor precision (default auto: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--sweep", help="also plot success against budget, e.g. 32x3,64x10,300x30 (SAMPLESxITERATIONS)")
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         planner=args.planner, cem=CEMConfig(args.samples, args.iterations, args.topk),
         gd=GDConfig(args.samples, args.iterations, args.lr), horizon=args.horizon, goal_steps=args.goal_steps,
         replan_every=args.replan_every, mpc_steps=args.mpc_steps, episodes=args.episodes, batch=args.batch,
-        seed=args.seed, oracle=not args.no_oracle, chunk=args.chunk)
+        seed=args.seed, oracle=not args.no_oracle, chunk=args.chunk,
+        precision=args.precision)
     s = evaluate(wm, args.env, args.data, cfg, out=args.out)
     lo, hi = s["ci95"]
     line = (f"{s['planner']} on {s['env']}: success {s['success_rate']:.3f} (95% CI {lo:.3f}-{hi:.3f}) over "

@@ -56,6 +56,7 @@ class PlanningConfig:
     cost_model: str = "world_model"
     oracle: bool = True  #: also run open-loop CEM with the simulator as the model (slow: renders every candidate)
     chunk: int | None = None  #: candidates per forward pass (None: from the memory budget)
+    precision: str = "auto"  #: predictor weights and activations: "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp32"
     memory_budget: int | None = None  #: bytes for candidate rollouts (None: half the free GPU memory / 2 GiB)
 
 
@@ -194,12 +195,25 @@ def _sync(device: torch.device) -> None:
 def evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConfig, out: str | Path | None = None,
              videos: int = 4, progress: bool = True) -> dict[str, Any]:
     """Run the protocol; writes ``episodes.jsonl``, ``summary.json`` and MP4s into ``out``. Returns the summary."""
+    try:
+        return _evaluate(wm, env_name, data, cfg, out, videos, progress)
+    except torch.cuda.OutOfMemoryError:
+        raise UserError(f"the planning budget does not fit in GPU memory ({cfg.batch} episodes x "
+                        f"{cfg.cem.samples} candidates); lower --batch or pass a smaller --chunk") from None
+
+
+def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConfig, out: str | Path | None,
+              videos: int, progress: bool) -> dict[str, Any]:
     if cfg.planner not in PLANNERS:
         raise UserError(f"unknown planner {cfg.planner!r}; use one of {', '.join(PLANNERS)}")
     if cfg.cost_model not in ("world_model", "simulator"):
         raise UserError(f"unknown cost model {cfg.cost_model!r}; use world_model or simulator")
     if cfg.cost_model == "simulator" and cfg.planner == "gd":
         raise UserError("the simulator is not differentiable: plan it with cem or mpc, not gd")
+    if cfg.precision not in ("auto", "bf16", "fp32"):
+        raise UserError(f"unknown precision {cfg.precision!r}; use auto, bf16 or fp32")
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and wm.device.type == "cuda")
+    wm.predictor.to(torch.bfloat16 if bf16 else torch.float32)
     task = PlanningTask(wm, env_name, data)
     f = task.space.frameskip
     if cfg.planner == "mpc" and not 0 < cfg.replan_every < cfg.horizon * f:

@@ -54,8 +54,8 @@ class LatentRollout:
         if predictor.action_blocks is None:
             raise UserError("this predictor has no action blocks: fine-tune it with actions before planning")
         self.predictor = predictor
-        with torch.no_grad():
-            self.state = predictor.encode_context(context, context_times)  # once per plan
+        with torch.no_grad():  # once per plan, in the predictor's precision
+            self.state = predictor.encode_context(context.to(predictor.query.dtype), context_times)
         self.last_time = context_times[:, -1]
         self.step = float(step_seconds)
         self.chunk, self.memory_budget = chunk, memory_budget
