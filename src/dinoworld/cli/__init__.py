@@ -11,11 +11,13 @@ import sys
 
 from ..errors import UserError
 from . import collect, info, plan, rollout, train
+from . import physics
 from .verb import Verb
 
 #: every verb, in the order of ``dinoworld --help``
 VERBS: tuple[Verb, ...] = (
     info.INFO, train.TRAIN, train.ENCODE, collect.COLLECT, train.FINETUNE, plan.PLAN, rollout.ROLLOUT, rollout.DEMO,
+    physics.EVAL, physics.MAKE_PHYSICS_PROBE,
 )
 
 

@@ -1,0 +1,128 @@
+"""``dinoworld eval physics`` (intuitive-physics benchmarks) and ``dinoworld make-physics-probe``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import UserError
+from .verb import Verb
+
+BENCHMARKS = ("physics",)  # ``dinoworld eval BENCHMARK``; forecasting comes next
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("benchmark", choices=BENCHMARKS, help="which evaluation (physics: IntPhys / GRASP / InfLevel / a folder)")
+    p.add_argument("--dataset", required=True, choices=("intphys", "grasp", "inflevel", "folder"),
+                   help="layout of --root (folder: possible/NAME.mp4 + impossible/NAME.mp4, as make-physics-probe writes)")
+    p.add_argument("--root", required=True, help="dataset folder")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, run folder or hub id")
+    p.add_argument("--encoder-weights", help="local folder/file of the encoder weights (default: as recorded, else hub cache)")
+    p.add_argument("--context", type=int, default=4, help="context frames per window (default 4)")
+    p.add_argument("--stride", type=int, default=1, help="frames between consecutive windows (default 1)")
+    p.add_argument("--gap", type=float, help="predict the frame this many seconds after the last context frame "
+                   "(default: the next frame)")
+    p.add_argument("--frame-step", type=int, default=1, help="use every k-th frame of each video (default 1)")
+    p.add_argument("--image-fps", type=float, default=15.0, help="frame rate of image sequences such as IntPhys (default 15)")
+    p.add_argument("--res", type=int, help="frame side in px (default: the checkpoint's training resolution, else 224)")
+    p.add_argument("--batch-size", type=int, default=32, help="windows (and frames to encode) per batch")
+    p.add_argument("--max-pairs", type=int, help="evaluate only the first N pairs (quick checks)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--out", help="write summary.json, surprise.jsonl (per-pair curves) and surprise_curves.png here")
+    p.add_argument("--plot-pairs", type=int, default=6, help="pairs drawn in surprise_curves.png (default 6)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        return False
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from ..eval.physics import evaluate_pairs, format_table, read_pairs, write_outputs
+    from ..eval.rollout import default_resolution
+    from ..model import WorldModel
+
+    if args.context < 1 or args.stride < 1 or args.frame_step < 1:
+        raise UserError("--context, --stride and --frame-step must be >= 1")
+    ps = read_pairs(args.dataset, args.root)  # check the data before loading a model
+    for problem in ps.problems:
+        _log(f"warning: {problem} (skipped)")
+    pairs = ps.pairs[: args.max_pairs] if args.max_pairs else ps.pairs
+    try:
+        wm = WorldModel.from_pretrained(args.checkpoint, encoder_weights=args.encoder_weights,
+                                        device=args.device or ("cuda" if _cuda() else "cpu"))
+    except UserError as err:
+        raise UserError(f"cannot load checkpoint {args.checkpoint} with its encoder: {err}") from None
+    except Exception as err:  # an encoder whose weights or code cannot be loaded
+        raise UserError(f"cannot load the encoder of checkpoint {args.checkpoint}: {type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else ''} (pass --encoder-weights PATH?)") from None
+    wm.eval()
+    res = args.res or default_resolution(wm)
+    patch = getattr(wm.encoder, "patch_size", None)
+    if patch and res % patch:
+        raise UserError(f"--res {res} must be a multiple of the encoder's patch size {patch}")
+    _log(f"{len(pairs)} pairs ({args.dataset}, {args.root}); encoder {wm.encoder.name} at {res}px; "
+         f"context {args.context}, stride {args.stride}")
+    ev = evaluate_pairs(wm, pairs, res, args.context, args.stride, args.gap, args.frame_step, args.image_fps,
+                        args.batch_size, progress=_log)
+    for s in ev.skipped:
+        _log(f"warning: skipped unreadable video {s}")
+    print(format_table(ev.summary))
+    print(f"relative accuracy (mean surprise) {100 * ev.summary['relative_accuracy']:.1f}%, "
+          f"(max) {100 * ev.summary['relative_accuracy_max']:.1f}%, copy-last "
+          f"{100 * ev.summary['copy_last_relative_accuracy']:.1f}% over {ev.summary['pairs']} pairs; "
+          f"{len(ev.skipped)} unreadable videos skipped")
+    out = dict(ev.summary)
+    if args.out:
+        files = write_outputs(ev, args.out, args.plot_pairs)
+        for k, v in files.items():
+            print(f"{k}: {v}")
+        out["files"] = files
+    if args.json:
+        print(json.dumps(out))
+    return 0
+
+
+def _probe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (train/, possible/, impossible/, pairs.json)")
+    p.add_argument("--pairs", type=int, default=25, help="matched pairs, spread over the 5 properties (default 25)")
+    p.add_argument("--train", type=int, default=64, help="plausible training videos (default 64)")
+    p.add_argument("--size", type=int, default=112, help="frame side in px, even (default 112)")
+    p.add_argument("--fps", type=float, default=10.0, help="frame rate (default 10)")
+    p.add_argument("--seconds", type=float, default=3.5, help="video length (default 3.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print pairs.json's summary as one JSON object last")
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    from ..envs.physics_probe import write_physics_probe
+
+    meta = write_physics_probe(args.out, args.pairs, args.train, args.size, args.fps, args.seconds, args.seed,
+                               progress=_log)
+    counts: dict[str, int] = {}
+    for m in meta["pairs"].values():
+        counts[m["property"]] = counts.get(m["property"], 0) + 1
+    print(f"wrote {args.train} training videos and {len(meta['pairs'])} pairs to {args.out} "
+          f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
+    if args.json:
+        print(json.dumps({"out": str(args.out), "train": args.train, "pairs": len(meta["pairs"]), "per_property": counts}))
+    return 0
+
+
+EVAL = Verb("eval", "benchmarks: `eval physics` = intuitive-physics relative accuracy (IntPhys, GRASP, InfLevel, a folder)",
+            "dinoworld eval physics --dataset folder --root probe/ --checkpoint runs/probe --json",
+            _eval_args, run_eval)
+MAKE_PHYSICS_PROBE = Verb("make-physics-probe", "simulate an offline intuitive-physics probe (pymunk): plausible "
+                          "training videos + matched possible/impossible pairs",
+                          "dinoworld make-physics-probe --out probe/ --pairs 25 --train 64",
+                          _probe_args, run_probe)
