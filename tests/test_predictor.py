@@ -171,3 +171,27 @@ def test_bad_configs_are_clear_errors():
         build_predictor("huge")
     with pytest.raises(UserError, match="divisible"):
         build_predictor("tiny", num_heads=3)
+
+
+def test_standardize_and_residual_options():
+    """Off by default (the paper's architecture); standardize reads/predicts standardised features and
+    keeps its statistics with the weights; residual adds the latest strictly-earlier context frame."""
+    from dinoworld.model import build_predictor
+
+    assert not build_predictor("tiny", in_dim=8).cfg.standardize
+    torch.manual_seed(0)
+    p = build_predictor("tiny", in_dim=8, depth=1, standardize=True, residual=True).eval()
+    feats = torch.randn(64, 8) * torch.linspace(0.01, 10, 8) + 3.0
+    p.set_feature_stats(feats)
+    assert torch.allclose(p.feature_mean, feats.mean(0), atol=1e-5)
+    z = p.standardize(feats)
+    assert torch.allclose(z.mean(0), torch.zeros(8), atol=1e-4) and torch.allclose(p.destandardize(z), feats, atol=1e-4)
+    assert {"feature_mean", "feature_std"} <= set(p.state_dict())
+    with torch.no_grad():
+        p.out_proj.weight.zero_()
+        p.out_proj.bias.zero_()  # the predicted change is zero: the output is the latest earlier frame
+    ctx = torch.randn(1, 3, 2, 2, 8)
+    times = torch.tensor([[0.0, 0.5, 1.0]])
+    out = p(ctx, times, torch.tensor([[0.7, 1.5]]))
+    torch.testing.assert_close(out[0, 0], ctx[0, 1], rtol=1e-5, atol=1e-5)  # latest before 0.7 is t=0.5
+    torch.testing.assert_close(out[0, 1], ctx[0, 2], rtol=1e-5, atol=1e-5)  # latest before 1.5 is t=1.0

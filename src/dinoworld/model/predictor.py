@@ -45,6 +45,12 @@ class PredictorConfig:
     rope_freqs: int = 10  #: periods per RoPE axis; rotates 6 * rope_freqs channels of each head
     rope_min_period: float = 1e-2  #: shortest RoPE period (seconds for time, grid units for space)
     rope_max_period: float = 1e2  #: longest RoPE period
+    # -- options that deviate from the paper (off by default; see the README's planning section) --
+    #: standardise features per channel (mean / std buffers set from the training data): the model
+    #: reads, predicts and is trained on standardised features, so small channels count as much as big ones
+    standardize: bool = False
+    #: predict the change since the latest visible context frame instead of rebuilding every token
+    residual: bool = False
 
     def __post_init__(self) -> None:
         if self.dim % self.num_heads:
@@ -182,6 +188,7 @@ class ContextState:
     mask: torch.Tensor  # (B, T) bool, False = padding frame
     t0: torch.Tensor  # (B,) seconds
     hw: tuple[int, int]
+    feats: torch.Tensor | None = None  # (B, T, H, W, D) standardised context, kept by residual predictors only
 
 
 class Predictor(nn.Module):
@@ -203,6 +210,9 @@ class Predictor(nn.Module):
         self.register_buffer(
             "periods", rope_periods(cfg.rope_freqs, cfg.rope_min_period, cfg.rope_max_period), persistent=False
         )
+        if cfg.standardize:  # saved with the weights; set by set_feature_stats before training
+            self.register_buffer("feature_mean", torch.zeros(cfg.in_dim))
+            self.register_buffer("feature_std", torch.ones(cfg.in_dim))
         self.grad_checkpointing = False
         self.reset_parameters()
 
@@ -229,6 +239,27 @@ class Predictor(nn.Module):
             return []
         return [*self.action_proj.parameters(), *self.action_blocks.parameters()]
 
+    # -- feature space -----------------------------------------------------------------------
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder features -> the space the model predicts and is trained in (identity unless ``standardize``)."""
+        if not self.cfg.standardize:
+            return x
+        return (x - self.feature_mean.to(x.dtype)) / self.feature_std.to(x.dtype)
+
+    def destandardize(self, z: torch.Tensor) -> torch.Tensor:
+        if not self.cfg.standardize:
+            return z
+        return z * self.feature_std.to(z.dtype) + self.feature_mean.to(z.dtype)
+
+    @torch.no_grad()
+    def set_feature_stats(self, features: torch.Tensor, min_std: float = 1e-3) -> None:
+        """Per-channel mean / std of encoder features ``(..., D)`` (a sample of the training data)."""
+        if not self.cfg.standardize:
+            raise UserError("set_feature_stats needs a predictor built with standardize=True")
+        flat = features.reshape(-1, features.shape[-1]).double()
+        self.feature_mean.copy_(flat.mean(0).to(self.feature_mean))
+        self.feature_std.copy_(flat.std(0).clamp_min(min_std).to(self.feature_std))
+
     # -- context -----------------------------------------------------------------------------
     def encode_context(
         self, context: torch.Tensor, context_times: torch.Tensor, context_mask: torch.Tensor | None = None,
@@ -246,9 +277,11 @@ class Predictor(nn.Module):
             t0 = torch.where(torch.isfinite(t0), t0, torch.zeros_like(t0))
         coords = token_coords(context_times.double() - t0[:, None], h, w)
         cos, sin = rope_angles(coords, self.periods)
-        ctx = self.in_proj(context.reshape(b, t * h * w, d))
+        z = self.standardize(context)
+        ctx = self.in_proj(z.reshape(b, t * h * w, d))
         kv = [blk.context_kv(ctx, cos, sin) for blk in self.blocks]
-        return ContextState(kv=kv, times=context_times, mask=mask, t0=t0, hw=(h, w))
+        return ContextState(kv=kv, times=context_times, mask=mask, t0=t0, hw=(h, w),
+                            feats=z if self.cfg.residual else None)
 
     def extend_context(self, state: ContextState, context: torch.Tensor, context_times: torch.Tensor,
                        context_mask: torch.Tensor | None = None) -> ContextState:
@@ -257,8 +290,9 @@ class Predictor(nn.Module):
         if new.hw != state.hw:
             raise UserError(f"new frames have a {new.hw} grid but the context has {state.hw}")
         kv = [(torch.cat([k0, k1], dim=2), torch.cat([v0, v1], dim=2)) for (k0, v0), (k1, v1) in zip(state.kv, new.kv)]
+        feats = None if state.feats is None else torch.cat([state.feats, new.feats], dim=1)
         return ContextState(kv=kv, times=torch.cat([state.times, new.times], dim=1),
-                            mask=torch.cat([state.mask, new.mask], dim=1), t0=state.t0, hw=state.hw)
+                            mask=torch.cat([state.mask, new.mask], dim=1), t0=state.t0, hw=state.hw, feats=feats)
 
     def trim_context(self, state: ContextState, max_frames: int) -> ContextState:
         """Keep only the newest ``max_frames`` frames of a context (a sliding window for live video)."""
@@ -267,8 +301,9 @@ class Predictor(nn.Module):
             return state
         n = max_frames * state.hw[0] * state.hw[1]
         kv = [(k[:, :, -n:], v[:, :, -n:]) for k, v in state.kv]
+        feats = None if state.feats is None else state.feats[:, -max_frames:]
         return ContextState(kv=kv, times=state.times[:, -max_frames:], mask=state.mask[:, -max_frames:],
-                            t0=state.t0, hw=state.hw)
+                            t0=state.t0, hw=state.hw, feats=feats)
 
     # -- queries -----------------------------------------------------------------------------
     def decode(
@@ -318,8 +353,20 @@ class Predictor(nn.Module):
                 q = blk(q, state.kv[i], cos, sin, mask, keep)
             if a is not None:
                 q = self.action_blocks[i](q, a)
-        out = self.out_proj(self.out_norm(q))
-        return out.view(b, tq, h, w, self.cfg.in_dim)
+        out = self.out_proj(self.out_norm(q)).view(b, tq, h, w, self.cfg.in_dim)
+        if self.cfg.residual:
+            out = out + self._latest_visible(state, query_times, (h, w))
+        return self.destandardize(out)
+
+    @staticmethod
+    def _latest_visible(state: ContextState, query_times: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        """Per query, the latest real context frame strictly before it (the first one if none) -> (B, Tq, H, W, D)."""
+        if tuple(hw) != tuple(state.hw):
+            raise UserError(f"a residual predictor predicts on its context grid {state.hw}, not {tuple(hw)}")
+        earlier = (state.times[:, None, :] < query_times[:, :, None]) & state.mask[:, None, :]  # (B, Tq, T)
+        score = torch.where(earlier, state.times[:, None, :].double(), -torch.inf)
+        idx = score.argmax(dim=-1)  # (B, Tq); all -inf -> 0
+        return torch.gather(state.feats, 1, idx[:, :, None, None, None].expand(-1, -1, *state.feats.shape[2:]))
 
     @torch.no_grad()
     def attention_maps(self, context: torch.Tensor, context_times: torch.Tensor, query_time: torch.Tensor,

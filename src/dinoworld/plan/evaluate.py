@@ -156,7 +156,9 @@ class PlanningTask:
         times = torch.zeros(ctx.shape[0], 1, device=ctx.device)
         roll = LatentRollout(self.wm.predictor, ctx, times, self.space.step_seconds, chunk=cfg.chunk,
                              memory_budget=cfg.memory_budget)
-        return lambda actions: latent_distance(roll(actions), goal_latents)
+        std = self.wm.predictor.standardize  # the space the model was trained in (identity by default)
+        goal = std(goal_latents)
+        return lambda actions: latent_distance(std(roll(actions)), goal)
 
     def simulator_cost(self, start_states: list[np.ndarray], goal_latents: torch.Tensor):
         """Cost of candidates by running them in the simulator and encoding the final frame."""
@@ -165,7 +167,8 @@ class PlanningTask:
             finals = [self.env.rollout(start_states[e], raw[e, j])[-1]
                       for e in range(raw.shape[0]) for j in range(raw.shape[1])]
             lat = self.latents(finals).view(raw.shape[0], raw.shape[1], *goal_latents.shape[1:])
-            return latent_distance(lat, goal_latents)
+            std = self.wm.predictor.standardize
+            return latent_distance(std(lat), std(goal_latents))
         return cost
 
     def plan(self, cost: Callable, n: int, cfg: PlanningConfig, gen: torch.Generator, warm: Plan | None = None,
