@@ -52,11 +52,12 @@ def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, bat
             b = feats.shape[0]
             if b < 2:
                 continue
-            target = feats[:, 1:]
-            true = predictor(feats, times, times[:, 1:], actions)
-            shuffled = predictor(feats, times, times[:, 1:], actions[_derangement(b, gen).to(device)])
+            space = predictor.standardize  # compare in the space the model was trained in
+            target = space(feats[:, 1:])
+            true = space(predictor(feats, times, times[:, 1:], actions))
+            shuffled = space(predictor(feats, times, times[:, 1:], actions[_derangement(b, gen).to(device)]))
             losses = [prediction_loss(true, target), prediction_loss(shuffled, target),
-                      prediction_loss(feats[:, :-1], target)]
+                      prediction_loss(space(feats[:, :-1]), target)]
             sums += b * torch.tensor([x.item() for x in losses], dtype=torch.float64)
             clips += b
     finally:

@@ -47,10 +47,23 @@ def teacher_forcing_loss(
     feats ``(B, T, H, W, D)``, times ``(B, T)``, actions ``(B, T-1, A)`` (action t leads to frame t+1).
     """
     pred = model(feats, times, times[:, 1:], actions)
-    target = feats[:, 1:]
+    space = getattr(_unwrap(model), "standardize", lambda x: x)  # the predictor's feature space
+    target = space(feats[:, 1:])
     with torch.no_grad():
-        copy = prediction_loss(feats[:, :-1], target)
-    return prediction_loss(pred, target), copy
+        copy = prediction_loss(space(feats[:, :-1]), target)
+    return prediction_loss(space(pred), target), copy
+
+
+@torch.no_grad()
+def feature_stats_from_data(cfg: TrainConfig, model: Predictor, featurize, env: Dist, batches: int = 16) -> None:
+    """Set a standardising predictor's per-channel feature statistics from the first training batches
+    (averaged over ranks)."""
+    stream = make_stream(cfg, cfg.data.source, cfg.stages[0].resolution, env, seed=cfg.seed + 7919)
+    it = _loader(stream, cfg.optim.micro_batch_size, 0)
+    feats = torch.cat([featurize(next(it))[0].flatten(0, -2) for _ in range(batches)])
+    model.set_feature_stats(feats)
+    model.feature_mean.copy_(all_reduce_mean(model.feature_mean, env))
+    model.feature_std.copy_(all_reduce_mean(model.feature_std, env))
 
 
 def lr_factor(step: int, warmup: int, total: int = 0, schedule: str = "constant", floor: float = 0.0) -> float:
@@ -225,6 +238,8 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
         enc_meta = EncoderInfo(encoder.name, cfg.model.encoder_weights, encoder.pretrained)
     model, extra = build_model(cfg, in_dim)
     model.to(env.device)
+    if model.cfg.standardize and not cfg.finetune.init:  # a resumed run loads them back from its checkpoint
+        feature_stats_from_data(cfg, model, Featurizer(encoder, env.device), env)
     meta = CheckpointMeta(predictor=model.cfg.to_dict(), encoder=enc_meta, resolution=cfg.stages[-1].resolution,
                           train_config=to_dict(cfg), **extra)
     if kind == "trajectories":
