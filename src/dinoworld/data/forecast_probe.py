@@ -1,0 +1,154 @@
+"""An offline dense-forecasting benchmark on the project's synthetic scenes (``data/synthetic.py``).
+
+:func:`render_labelled_scene` re-runs the scene of :func:`~dinoworld.data.synthetic.make_moving_objects_video`
+for the same arguments (the same random draws in the same order, the same continuous-time
+simulation, so its RGB frames are bit-identical to the generator's; a test checks it) and renders
+per-pixel labels beside the frames:
+
+* classes: 0 = background, 1 = disc, 2 = square (the object drawn on top where its coverage >= 1/2);
+* depth in metres: background at :data:`BACKGROUND_DEPTH`, each object at ``0.5 / (radius / side)``
+  (a bigger object is nearer, as with objects of one real size), 3.8-8.3 m.
+
+:func:`write_forecast_probe` writes the benchmark::
+
+    DIR/train/video_0000.mp4 ...                 unlabelled videos for the predictor (variable fps)
+    DIR/sequences/{train,val}/seq_0000/frames/000000.png ...   labelled sequences at the probe's fps
+                                      /classes/000000.png      uint8 class ids
+                                      /depth/000000.png        uint16 metres x 256 (as KITTI)
+    DIR/forecast_probe.json                      fps, size, classes, protocol, counts
+
+``train`` sequences train the present-time heads, ``val`` sequences are forecast (the ``synthetic``
+dataset of :mod:`dinoworld.data.dense`).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dinoworld.data.dense import PROBE_META, write_depth_png, write_index_png
+from dinoworld.data.synthetic import _SIM_HZ, _background, _hw, write_synthetic_dataset
+from dinoworld.files import atomic_write_json
+
+CLASSES: tuple[str, ...] = ("background", "disc", "square")
+BACKGROUND_DEPTH = 12.0
+
+
+def render_labelled_scene(seconds: float = 3.0, fps: float = 10.0, size: int | tuple[int, int] = 64,
+                          num_objects: int = 3, seed: int = 0, gravity: float = 0.0,
+                          background: str = "texture") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scene of ``make_moving_objects_video(seconds, fps, size, num_objects, seed, gravity, background)``
+    with labels: ``frames (T, H, W, 3)`` uint8 (identical to the generator's), ``classes (T, H, W)``
+    uint8 and ``depth (T, H, W)`` float32 metres."""
+    if fps <= 0 or seconds <= 0:
+        raise ValueError(f"need seconds > 0 and fps > 0, got {seconds}, {fps}")
+    h, w = _hw(size)
+    rng = np.random.default_rng(seed)
+    n = int(num_objects)
+    side = float(min(h, w))
+    radius = rng.uniform(0.06, 0.13, size=n) * side
+    is_disc = rng.random(n) < 0.5
+    hues = (rng.uniform(0, 1) + np.arange(n) / max(n, 1)) % 1.0
+    colours = np.array([colorsys.hsv_to_rgb(hh, 0.85, 1.0) for hh in hues], np.float32) * 255
+    colours = colours.reshape(n, 3)
+    lo, hi = radius[:, None], np.array([w, h], np.float64)[None, :] - radius[:, None]
+    pos = rng.uniform(lo, hi)
+    speed = rng.uniform(0.25, 0.6, size=n) * side
+    angle = rng.uniform(0, 2 * math.pi, size=n)
+    vel = np.stack([np.cos(angle), np.sin(angle)], axis=1) * speed[:, None]
+    spin = rng.uniform(-3, 3, size=n)
+    theta0 = rng.uniform(0, math.pi / 2, size=n)
+    bg = _background(rng, h, w, background)
+    obj_class = np.where(is_disc, 1, 2).astype(np.uint8)
+    obj_depth = (0.5 * side / radius).astype(np.float32)
+
+    num_frames = max(1, int(math.floor(seconds * fps + 1e-9)))
+    dt = 1.0 / _SIM_HZ
+    acc = np.array([0.0, gravity * h])
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy += 0.5
+    xx += 0.5
+    frames = np.empty((num_frames, h, w, 3), np.uint8)
+    classes = np.zeros((num_frames, h, w), np.uint8)
+    depth = np.full((num_frames, h, w), BACKGROUND_DEPTH, np.float32)
+    step = 0
+    for i in range(num_frames):
+        target = int(round(i / fps * _SIM_HZ))
+        while step < target:  # the generator's semi-implicit Euler with wall reflections
+            vel += acc * dt
+            pos += vel * dt
+            for axis, limit in ((0, w), (1, h)):
+                low = pos[:, axis] < radius
+                pos[low, axis] = 2 * radius[low] - pos[low, axis]
+                vel[low, axis] = np.abs(vel[low, axis])
+                high = pos[:, axis] > limit - radius
+                pos[high, axis] = 2 * (limit - radius[high]) - pos[high, axis]
+                vel[high, axis] = -np.abs(vel[high, axis])
+            step += 1
+        t = step * dt
+        img = bg.copy()
+        for j in range(n):
+            dx, dy = xx - pos[j, 0], yy - pos[j, 1]
+            if is_disc[j]:
+                dist = np.sqrt(dx * dx + dy * dy)
+            else:
+                th = theta0[j] + spin[j] * t
+                c, s = math.cos(th), math.sin(th)
+                dist = np.maximum(np.abs(c * dx + s * dy), np.abs(-s * dx + c * dy))
+            a2 = np.clip(radius[j] + 0.5 - dist, 0.0, 1.0)
+            img = img * (1.0 - a2[..., None]) + colours[j] * a2[..., None]
+            on = a2 >= 0.5  # later objects are drawn on top, as in the frame
+            classes[i][on] = obj_class[j]
+            depth[i][on] = obj_depth[j]
+        frames[i] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    return frames, classes, depth
+
+
+def write_forecast_probe(out: str | Path, train_videos: int = 48, train_sequences: int = 12, val_sequences: int = 8,
+                         size: int = 112, fps: float = 15.0, seconds: float = 2.0, train_seconds: float = 4.0,
+                         num_objects: int = 3, seed: int = 0,
+                         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Write the benchmark (layout in the module docstring) and return ``forecast_probe.json``'s content.
+
+    Predictor videos use seeds ``(seed, i)`` through :func:`write_synthetic_dataset` at several frame
+    rates; labelled sequences use other seeds at ``fps`` (the probe's native rate, 15 by default as
+    VSPW, so the VSPW indices give 200 ms / 600 ms horizons). A sequence needs >= 20 frames.
+    """
+    if size % 2 or size < 14:
+        raise ValueError(f"size must be even and >= 14, got {size}")
+    if int(math.floor(seconds * fps + 1e-9)) < 20:
+        raise ValueError(f"labelled sequences need >= 20 frames; {seconds}s at {fps} fps gives fewer")
+    o = Path(out)
+    o.mkdir(parents=True, exist_ok=True)
+    if train_videos:
+        write_synthetic_dataset(o / "train", num_videos=train_videos, seconds=train_seconds,
+                                fps=(7.5, 10.0, 12.0, 15.0, 20.0, 30.0), size=size, seed=seed, num_objects=num_objects)
+        if progress:
+            progress(f"wrote {train_videos} training videos to {o / 'train'}")
+    counts = {}
+    for split, num, offset in (("train", train_sequences, 1_000_000), ("val", val_sequences, 2_000_000)):
+        for k in range(num):
+            scene_seed = int(np.random.default_rng([seed, offset + k]).integers(2**31))
+            frames, classes, depth = render_labelled_scene(seconds, fps, size, num_objects, seed=scene_seed)
+            d = o / "sequences" / split / f"seq_{k:04d}"
+            from PIL import Image
+
+            for i in range(len(frames)):
+                (d / "frames").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(frames[i]).save(d / "frames" / f"{i:06d}.png")
+                write_index_png(d / "classes" / f"{i:06d}.png", classes[i])
+                write_depth_png(d / "depth" / f"{i:06d}.png", depth[i])
+        counts[split] = num
+        if progress:
+            progress(f"wrote {num} labelled {split} sequences")
+    meta = {"fps": float(fps), "size": int(size), "seconds": float(seconds), "classes": list(CLASSES),
+            "background_depth": BACKGROUND_DEPTH, "depth_scale": 256.0, "train_videos": int(train_videos),
+            "sequences": counts, "num_objects": int(num_objects), "seed": int(seed),
+            "protocol": "vspw indices: short [7,10,13,16]->19, mid [1,4,7,10]->13,16,19 (every 20-frame window)"}
+    atomic_write_json(o / PROBE_META, meta)
+    return meta
