@@ -58,7 +58,9 @@ class LatentRollout:
             self.state = predictor.encode_context(context.to(predictor.query.dtype), context_times)
         self.last_time = context_times[:, -1]
         self.step = float(step_seconds)
-        self.chunk, self.memory_budget = chunk, memory_budget
+        # read once here, never inside the planning loop
+        self.chunk = chunk
+        self.memory_budget = memory_budget or (None if chunk else default_memory_budget(predictor.query.device))
 
     def chunk_size(self, n: int, horizon: int) -> int:
         if self.chunk:
@@ -67,8 +69,7 @@ class LatentRollout:
         hw = self.state.hw[0] * self.state.hw[1]
         frames = self.state.times.shape[1] + horizon
         per = bytes_per_candidate(self.predictor, hw, frames, self.predictor.query.dtype) * e
-        budget = self.memory_budget or default_memory_budget(self.predictor.query.device)
-        return max(1, min(n, budget // max(per, 1)))
+        return max(1, min(n, self.memory_budget // max(per, 1)))
 
     def __call__(self, actions: torch.Tensor, all_steps: bool = False) -> torch.Tensor:
         e, n, horizon, _ = actions.shape
