@@ -23,16 +23,19 @@ ENCODER_NAMES = _names()
 
 
 def load_encoder(name: str = DEFAULT_ENCODER, weights: str | None = None, device: Any = None,
-                 local_only: bool = False, **overrides: Any) -> FrozenEncoder:
+                 local_only: bool = False, weights_hint: str | None = None, **overrides: Any) -> FrozenEncoder:
     """A frozen encoder by name.
 
     ``weights``: ``None`` = the released weights from the Hugging Face hub cache (downloaded when
     online); a local folder or file; or ``"random"`` for random weights (tests only — never a
     silent fallback). ``local_only`` never touches the network. ``overrides`` change architecture
-    fields (e.g. ``num_hidden_layers=1`` in tests).
+    fields (e.g. ``num_hidden_layers=1`` in tests). ``weights_hint`` is how error messages tell the
+    user to give weights (each CLI verb names its own option, e.g. ``model.encoder_weights=PATH``).
     """
     if name not in ENCODER_NAMES:
         raise UserError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODER_NAMES)}")
+    if weights_hint:
+        overrides["weights_hint"] = weights_hint
     if name.startswith("dinov2-"):
         from .hf import DINOv2Encoder
 

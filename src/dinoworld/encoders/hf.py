@@ -12,6 +12,8 @@ from ..errors import UserError
 from .base import IMAGENET_MEAN, IMAGENET_STD, FrozenEncoder
 
 RANDOM = "random"
+#: how a library caller names the encoder weights; each CLI verb passes its own option instead
+WEIGHTS_HINT = "--encoder-weights PATH (Python: weights=PATH)"
 
 #: name -> (hidden, layers, heads, swiglu, hub suffix)
 DINOV2_ARCH = {
@@ -22,14 +24,49 @@ DINOV2_ARCH = {
 }
 
 
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set, in the environment or as
+    huggingface_hub read it at import."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except ImportError:
+        return True
+
+
+def hub_unreachable(timeout: float = 5.0) -> str | None:
+    """None if one TCP connection to the hub endpoint succeeds, else why not (no retries: offline
+    machines would otherwise spend half a minute in the hub client's back-off)."""
+    import socket
+    from urllib.parse import urlparse
+    from urllib.request import getproxies, proxy_bypass
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    proxy = getproxies().get(url.scheme)
+    if proxy and not proxy_bypass(url.hostname or ""):
+        url = urlparse(proxy if "://" in proxy else f"http://{proxy}")  # behind a proxy: reach the proxy
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError as err:
+        return f"{url.hostname}:{port} unreachable: {err}"
+    return None
+
+
 def load_hf_weights(model_cls: Any, config: Any, weights: str | os.PathLike | None, default_id: str, name: str,
-                    local_only: bool = False):
+                    local_only: bool = False, weights_hint: str = WEIGHTS_HINT):
     """Build ``model_cls`` from a hub id (cache), a local folder or file, or random weights.
 
     ``weights``: ``None`` -> ``default_id`` from the hub cache (downloaded if the hub is reachable);
     ``"random"`` -> random initialisation (tests only); a folder -> ``from_pretrained(folder)``;
     a ``.safetensors``/``.bin``/``.pt`` file -> a state dict with transformers key names.
-    ``local_only`` never touches the network (the hub cache or local paths only).
+    ``local_only`` never touches the network (the hub cache or local paths only); neither does a
+    set ``HF_HUB_OFFLINE``. A hub id missing from the cache fails at once when the hub cannot be
+    reached. ``weights_hint`` is the option the error messages tell the user to pass.
     """
     if weights == RANDOM:
         return model_cls(config)
@@ -37,7 +74,8 @@ def load_hf_weights(model_cls: Any, config: Any, weights: str | os.PathLike | No
     path = Path(source).expanduser()
     looks_local = source.startswith((".", "/", "~")) or os.sep in source and source.count("/") != 1
     if looks_local and not path.exists():
-        raise UserError(f"{name} weights path {path} does not exist; pass an existing folder or file with --encoder-weights")
+        raise UserError(f"{name} weights path {path} does not exist; pass an existing folder or file with "
+                        f"{weights_hint}")
     try:
         if path.is_file():
             model = model_cls(config)
@@ -55,7 +93,20 @@ def load_hf_weights(model_cls: Any, config: Any, weights: str | os.PathLike | No
                     "pass a transformers-format checkpoint (folder with config.json + model.safetensors)"
                 )
             return model
-        return model_cls.from_pretrained(str(path) if path.exists() else source, local_files_only=local_only)
+        if path.exists():
+            return model_cls.from_pretrained(str(path), local_files_only=True)
+        try:  # the hub cache first: no network when the weights are there
+            return model_cls.from_pretrained(source, local_files_only=True)
+        except (OSError, ValueError):
+            if local_only or hub_offline():
+                raise
+        why = hub_unreachable()
+        if why:
+            raise UserError(
+                f"{name} weights are not in the hub cache and the hub cannot be reached ({why}); download them "
+                f"elsewhere (`huggingface-cli download {default_id}`) and pass the folder with {weights_hint}"
+            )
+        return model_cls.from_pretrained(source)
     except UserError:
         raise
     except (OSError, ValueError) as err:
@@ -63,7 +114,7 @@ def load_hf_weights(model_cls: Any, config: Any, weights: str | os.PathLike | No
         raise UserError(
             f"could not load {name} weights from {where} ({type(err).__name__}); "
             "with no network, download them elsewhere (`huggingface-cli download "
-            f"{default_id}`) and pass the folder with --encoder-weights PATH (Python: weights=PATH)"
+            f"{default_id}`) and pass the folder with {weights_hint}"
         ) from None
 
 
@@ -77,7 +128,7 @@ class DINOv2Encoder(FrozenEncoder):
     patch_size = 14
 
     def __init__(self, size: str = "b14", registers: bool = True, weights: str | None = None,
-                 local_only: bool = False, **overrides: Any):
+                 local_only: bool = False, weights_hint: str = WEIGHTS_HINT, **overrides: Any):
         super().__init__(IMAGENET_MEAN, IMAGENET_STD)
         from transformers import Dinov2Config, Dinov2Model, Dinov2WithRegistersConfig, Dinov2WithRegistersModel
 
@@ -96,7 +147,7 @@ class DINOv2Encoder(FrozenEncoder):
         else:
             cfg, cls, hub = Dinov2Config(**arch), Dinov2Model, f"facebook/dinov2-{suffix}"
         self.name = f"dinov2-{size}{'-reg' if registers else ''}"
-        self.model = load_hf_weights(cls, cfg, weights, hub, self.name, local_only)
+        self.model = load_hf_weights(cls, cfg, weights, hub, self.name, local_only, weights_hint)
         self.dim = self.model.config.hidden_size
         self.num_prefix = 1 + (self.model.config.num_register_tokens if registers else 0)
         self.freeze()
@@ -113,7 +164,8 @@ class SigLIP2Encoder(FrozenEncoder):
     name = "siglip2-so400m14"
     patch_size = 14
 
-    def __init__(self, weights: str | None = None, local_only: bool = False, **overrides: Any):
+    def __init__(self, weights: str | None = None, local_only: bool = False, weights_hint: str = WEIGHTS_HINT,
+                 **overrides: Any):
         super().__init__((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
         from transformers import SiglipVisionConfig, SiglipVisionModel
 
@@ -122,7 +174,7 @@ class SigLIP2Encoder(FrozenEncoder):
         arch.update(overrides)
         self.model = load_hf_weights(
             SiglipVisionModel, SiglipVisionConfig(**arch), weights, "google/siglip2-so400m-patch14-224", self.name,
-            local_only,
+            local_only, weights_hint,
         )
         self.dim = self.model.config.hidden_size
         self.freeze()

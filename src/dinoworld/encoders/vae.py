@@ -12,7 +12,7 @@ import torch
 
 from ..errors import UserError
 from .base import FrozenEncoder
-from .hf import RANDOM, load_hf_weights
+from .hf import RANDOM, WEIGHTS_HINT, load_hf_weights
 
 SD35_VAE = dict(
     in_channels=3, out_channels=3, latent_channels=16, layers_per_block=2,
@@ -26,7 +26,8 @@ class SD35VAEEncoder(FrozenEncoder):
     name = "sd35-vae"
     patch_size = 16
 
-    def __init__(self, weights: str | None = None, local_only: bool = False, **overrides: Any):
+    def __init__(self, weights: str | None = None, local_only: bool = False, weights_hint: str = WEIGHTS_HINT,
+                 **overrides: Any):
         super().__init__((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # VAE input in [-1, 1]
         try:
             from diffusers import AutoencoderKL
@@ -44,7 +45,7 @@ class SD35VAEEncoder(FrozenEncoder):
             self.model = AutoencoderKL(**arch)
         else:
             self.model = load_hf_weights(_VAE, None, weights, "stabilityai/stable-diffusion-3.5-medium", self.name,
-                                         local_only)
+                                         local_only, weights_hint)
         self.dim = 4 * self.model.config.latent_channels
         self.freeze()
 
