@@ -4,6 +4,7 @@ import io
 import json
 import tarfile
 import warnings
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,27 @@ def test_bad_files_are_skipped_and_counted(mixed):
     warned = {Path(str(w.message).split(":")[0].removeprefix("skipping ")).name for w in caught
               if issubclass(w.category, SkippedVideoWarning)}
     assert warned == {"short.mp4", "truncated.mp4", "empty.mp4", "audio_only.mp4", "junk.mp4"}
+
+
+def test_skipped_sources_are_distinct_over_epochs_and_workers(mixed):
+    """A bad file is met every epoch; each worker reports it once, so a consumer can count files."""
+    bad = {"short.mp4", "truncated.mp4", "empty.mp4", "audio_only.mp4", "junk.mp4"}
+    ds = _clip_ds(str(mixed), seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clips = _take(ds, 8)  # four epochs of the two good videos
+    assert {Path(s).name for s in ds.skipped_sources} == bad
+    reported = [s for c in clips for s in c["skipped_sources"].split("\n") if s]
+    assert sorted(Path(s).name for s in reported) == sorted(bad)  # each once, though met up to 4 times
+    assert ds.skipped_total > len(bad)  # skip events still count every meeting
+    assert len([w for w in caught if issubclass(w.category, SkippedVideoWarning)]) == len(bad)  # one warning each
+    loader = DataLoader(_clip_ds(str(mixed), seed=0), batch_size=2, num_workers=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        batches = list(islice(loader, 6))  # a worker stops at an epoch whose share is all bad
+    names = [s for b in batches for joined in b["skipped_sources"] for s in joined.split("\n") if s]
+    assert {Path(s).name for s in names} <= bad
+    assert max(names.count(s) for s in names) <= 2  # once per worker at most (the trainer keeps a set)
 
 
 def test_all_bad_raises_user_error(mixed, tmp_path):

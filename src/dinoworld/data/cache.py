@@ -28,10 +28,9 @@ import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
 from dinoworld.data.sampler import DT_MAX, DT_MIN, TooShort, nearest_indices, sample_clip_times
-from dinoworld.data.stream import Outcome, ResumableStream, SkippedVideoWarning
+from dinoworld.data.stream import Outcome, ResumableStream, SkippedVideoWarning, progress_bar
 from dinoworld.data.video import CorruptVideo, frame_to_rgb, nearest_frames, open_video, read_info, resize_crop
 from dinoworld.errors import UserError
 from dinoworld.files import atomic_write_json
@@ -171,7 +170,7 @@ def encode_videos_to_cache(
     shard_entries = []
     skipped: list[tuple[str, str]] = []
     feature_shape: list[int] | None = None
-    bar = tqdm(total=len(paths), desc="encode", unit="video", disable=not progress)
+    bar = progress_bar(total=len(paths), desc="encode", unit="video", disable=not progress)
     try:
         for k in range(num_shards):
             stem = f"shard-{k:06d}"
@@ -307,6 +306,7 @@ class FeatureClipDataset(ResumableStream):
         times    (T,) float32  actual timestamps, seconds from the video's start
         source   str
         skipped  int           videos too short for the clip since the previous sample
+        skipped_sources str    those skipped for the first time, newline-joined (see ResumableStream)
         data_pos (3,) int64    position after this sample, for :meth:`observe`
 
     Sharding, shuffling, resume and the all-too-short error work as in ``VideoClipDataset``.

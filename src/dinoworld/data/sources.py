@@ -216,6 +216,7 @@ class VideoClipDataset(ResumableStream):
         times    (T,) float32  actual frame timestamps, seconds from the video's start
         source   str           path, or "<shard>::<member>" for tar shards
         skipped  int           bad files this worker skipped since its previous sample
+        skipped_sources str    those skipped for the first time, newline-joined (see ResumableStream)
         data_pos (3,) int64    (epoch, index, member) after this sample, for :meth:`observe`
 
     Each video gives one clip per epoch; each tar shard is a unit read whole by one worker.

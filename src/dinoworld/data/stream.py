@@ -20,7 +20,23 @@ from dinoworld.errors import UserError
 
 
 class SkippedVideoWarning(UserWarning):
-    """Emitted once per unreadable / too-short video that a dataset skips."""
+    """Emitted once per unreadable / too-short video that a dataset skips (per process)."""
+
+
+def progress_bar(*args: Any, **kwargs: Any):
+    """A tqdm bar for every long loop (train, encode, collect).
+
+    When stderr is not a terminal (a log file, a job scheduler) each update is a carriage-return
+    line, so the bar refreshes at most every 30 s there instead of several times a second.
+    """
+    import sys
+
+    from tqdm.auto import tqdm
+
+    if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        kwargs.setdefault("mininterval", 30.0)
+        kwargs.setdefault("maxinterval", 60.0)
+    return tqdm(*args, **kwargs)
 
 
 @dataclass
@@ -41,6 +57,10 @@ class ResumableStream(IterableDataset):
     do not depend on the number of workers, only their order does.
 
     Position ``(epoch, index, member)``: ``index`` counts this rank's units in epoch order.
+
+    Skips: every sample carries ``skipped`` (skip events since this worker's previous sample) and
+    ``skipped_sources`` (the sources this worker skipped for the first time since then, joined by
+    newlines), so a consumer can count distinct bad videos across workers, epochs and ranks.
     """
 
     def __init__(self, seed: int, rank: int, world_size: int, loop: bool, shuffle: bool = True):
@@ -50,7 +70,8 @@ class ResumableStream(IterableDataset):
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
         self.loop, self.shuffle = bool(loop), bool(shuffle)
         self._epoch, self._index, self._member = 0, 0, 0
-        self.skipped_total = 0  # in this process only
+        self.skipped_total = 0  # skip events, in this process only (a bad video is skipped every epoch)
+        self.skipped_sources: set[str] = set()  # distinct skipped sources, in this process only
 
     # -- subclass hooks
     def _units(self) -> list[Any]:
@@ -127,7 +148,7 @@ class ResumableStream(IterableDataset):
         info = get_worker_info()
         num_workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
         epoch, index, member = self._epoch, self._index, self._member
-        pending_skips = 0
+        pending_skips, pending_sources = 0, []
         while True:
             plan = self._rank_plan(epoch, num_workers)  # rank-local index -> global position
             mine = range(worker, len(plan), num_workers)
@@ -145,13 +166,17 @@ class ResumableStream(IterableDataset):
                     if out.sample is None:
                         pending_skips += 1
                         self.skipped_total += 1
-                        warnings.warn(f"skipping {out.source}: {out.reason}", SkippedVideoWarning)
+                        if out.source not in self.skipped_sources:
+                            self.skipped_sources.add(out.source)
+                            pending_sources.append(out.source)
+                            warnings.warn(f"skipping {out.source}: {out.reason}", SkippedVideoWarning)
                         continue
                     yielded += 1
                     sample = out.sample
                     sample["skipped"] = pending_skips
+                    sample["skipped_sources"] = "\n".join(pending_sources)
                     sample["data_pos"] = torch.tensor([epoch, local, out.member + 1])
-                    pending_skips = 0
+                    pending_skips, pending_sources = 0, []
                     yield sample
                 self._epoch, self._index, self._member = epoch, local + 1, 0
             if yielded == 0 and whole_epoch:

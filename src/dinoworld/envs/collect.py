@@ -204,9 +204,9 @@ def collect(
              for i in todo]
     t0 = time.perf_counter()
     results: list[tuple[int, int, bool]] = []
-    from tqdm.auto import tqdm
+    from dinoworld.data.stream import progress_bar
 
-    bar = tqdm(total=episodes, initial=skipped, disable=not progress, unit="ep",
+    bar = progress_bar(total=episodes, initial=skipped, disable=not progress, unit="ep",
                desc=f"collect {env_name}")
     try:
         if workers == 1 or len(tasks) <= 1:
