@@ -90,7 +90,14 @@ class CheckpointMeta:
             raise UserError("checkpoint config.json has no 'predictor' entry")
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: d.pop(k) for k in list(d) if k in names}
+        if not isinstance(known["predictor"], (dict, str)):
+            raise UserError(f"checkpoint config.json has a {type(known['predictor']).__name__} as 'predictor', "
+                            "expected a mapping of predictor settings")
         enc = known.get("encoder") or {}
+        if isinstance(enc, str):  # a bare encoder name
+            enc = {"name": enc}
+        if not isinstance(enc, dict):
+            raise UserError(f"checkpoint config.json has a {type(enc).__name__} as 'encoder', expected a mapping")
         enc_names = {f.name for f in dataclasses.fields(EncoderInfo)}
         known["encoder"] = EncoderInfo(**{k: v for k, v in enc.items() if k in enc_names})
         return cls(**known, extra=d)
@@ -171,7 +178,11 @@ def read_model_folder(folder: str | Path) -> tuple[CheckpointMeta, dict[str, tor
 def load_predictor(folder: str | Path, device: Any = "cpu") -> tuple[Predictor, CheckpointMeta]:
     """The predictor of a checkpoint (or run) folder, in eval mode, and its metadata."""
     meta, state = read_model_folder(folder)
-    model = build_predictor(meta.predictor)
+    try:
+        model = build_predictor(meta.predictor)
+    except (TypeError, ValueError) as err:  # a hand-edited or damaged config.json
+        raise UserError(f"the predictor settings in {checkpoint_folder(folder) / CONFIG_FILE} are invalid "
+                        f"({type(err).__name__}: {err}); restore it from a copy or use another checkpoint") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
