@@ -16,7 +16,9 @@ import torch
 
 from ..errors import UserError
 from ..files import fsync_dir
-from ..model.folder import CHECKPOINTS_DIR, CheckpointMeta, complete_checkpoints, latest_checkpoint, write_model_folder
+from ..model.folder import (
+    CHECKPOINTS_DIR, CheckpointMeta, complete_checkpoints, latest_checkpoint, read_model_folder, write_model_folder,
+)
 
 STATE_FILE = "train_state.pt"
 
@@ -56,7 +58,55 @@ def load_train_state(folder: Path) -> dict[str, Any]:
     path = folder / STATE_FILE
     if not path.is_file():
         raise UserError(f"{folder} has no {STATE_FILE}; it can initialise a model but not resume a run")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # truncated / garbage files raise pickle, zip or EOF errors
+        raise UserError(f"{path} cannot be read ({type(err).__name__}: {str(err).strip().splitlines()[0][:200]}); "
+                        "the file is damaged: resume from an earlier checkpoint or pass --no-resume") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise UserError(f"{path} is not a dinoworld train state; resume from an earlier checkpoint or pass --no-resume")
+    return state
 
 
-__all__ = ["STATE_FILE", "latest_checkpoint", "load_train_state", "save_checkpoint"]
+def resume_point(run_dir: str | Path, say=print, move: bool = True
+                 ) -> tuple[Path, dict[str, Any], dict[str, torch.Tensor]] | None:
+    """``(folder, train_state, weights)`` of the newest checkpoint that can resume the run, or None.
+
+    Newer checkpoints that cannot (no or unreadable ``train_state.pt`` or weights) are renamed to
+    ``.unusable-step_*`` (when ``move``: rank 0 only) so that nothing picks them up as the run's newest,
+    and ``say`` gets one line.
+    Raises the newest one's error if no checkpoint can resume.
+    """
+    found = complete_checkpoints(run_dir)
+    first_error: UserError | None = None
+    for i, folder in enumerate(reversed(found)):
+        try:
+            state = load_train_state(folder)
+            _, weights = read_model_folder(folder)
+        except UserError as err:
+            first_error = first_error or err
+            continue
+        if i:
+            bad = found[len(found) - i:]
+            for b in bad if move else []:
+                os.replace(b, b.with_name(f".unusable-{b.name}"))
+            say(f"cannot resume from {', '.join(b.name for b in bad)} ({first_error}); resuming from the "
+                f"newest usable checkpoint {folder.name} instead (moved the others to .unusable-*)")
+        return folder, state, weights
+    if first_error is not None:
+        raise first_error
+    return None
+
+
+def remove_stale_writes(run_dir: str | Path) -> list[Path]:
+    """Delete the temporary folders that killed checkpoint writes left behind; returns them."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    stale = sorted(p for p in root.glob(".tmp-step_*") if p.is_dir()) if root.is_dir() else []
+    stale += sorted(p for p in root.glob(".old-step_*") if p.is_dir()) if root.is_dir() else []
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return stale
+
+
+__all__ = ["STATE_FILE", "latest_checkpoint", "load_train_state", "remove_stale_writes", "resume_point",
+           "save_checkpoint"]

@@ -84,6 +84,15 @@ def all_reduce_sum(x: torch.Tensor, env: Dist) -> torch.Tensor:
     return x
 
 
+def all_gather_objects(items: list, env: Dist) -> list:
+    """Every rank's ``items`` (picklable), concatenated in rank order."""
+    if not env.enabled:
+        return list(items)
+    out: list = [None] * env.world_size
+    dist.all_gather_object(out, list(items))
+    return [x for part in out for x in part]
+
+
 def barrier(env: Dist) -> None:
     if env.enabled:
         dist.barrier()

@@ -24,18 +24,23 @@ from ..config import to_dict
 from ..data.cache import FeatureClipDataset
 from ..data.factory import detect_kind
 from ..data.featurize import Featurizer
+from ..data.stream import progress_bar
 from ..encoders import load_encoder
 from ..errors import UserError
 from ..model import Predictor, build_predictor, prediction_loss
-from ..model.folder import CheckpointMeta, EncoderInfo, latest_checkpoint, load_predictor, read_model_folder
-from .checkpoint import load_train_state, save_checkpoint
+from ..model.folder import CheckpointMeta, EncoderInfo, latest_checkpoint, load_predictor
+from .checkpoint import remove_stale_writes, resume_point, save_checkpoint
 from .config import TrainConfig
-from .distributed import Dist, all_reduce_mean, all_reduce_sum, barrier, init_distributed, wrap_model
+from .distributed import (
+    Dist, all_gather_objects, all_reduce_mean, all_reduce_sum, barrier, init_distributed, wrap_model,
+)
 from .logging import MetricsLogger
-from .streams import check_cache_resolution, make_stream, trajectory_meta
+from .streams import check_cache_encoder, check_cache_resolution, make_stream, trajectory_meta
 
 #: data seed of the validation stream (the same held-out clips at every validation)
 VAL_SEED = 12345
+#: how ``train`` tells the user to give encoder weights (its option, not the other verbs' flag)
+WEIGHTS_HINT = "model.encoder_weights=PATH"
 
 
 # ---------------------------------------------------------------------------------------- math
@@ -207,6 +212,10 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
 
     ``max_steps`` stops early after that global step (the schedule still follows ``cfg.stages``);
     ``return_model`` adds the trained (possibly wrapped) module under ``"model"``.
+
+    Resuming starts from the newest checkpoint that has readable weights and ``train_state.pt``
+    (newer unusable ones are moved aside, with one line saying so). Ctrl-C on a single process saves
+    a checkpoint at the last finished step, then re-raises ``KeyboardInterrupt``.
     """
     if not cfg.data.source:
         raise UserError("no training data: set data.source=PATH (videos, a manifest, shards or a feature cache)")
@@ -230,10 +239,12 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
         cache = FeatureClipDataset(cfg.data.source, num_frames=cfg.data.num_frames, dt_min=cfg.data.dt_min,
                                    dt_max=cfg.data.dt_max)
         check_cache_resolution(cfg, cache)
+        check_cache_encoder(cfg, cache)
         in_dim = int(cache.feature_shape[-1])
         enc_meta = EncoderInfo(cache.encoder_name)
     else:
-        encoder = load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights, device=env.device)
+        encoder = load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights, device=env.device,
+                               weights_hint=WEIGHTS_HINT)
         in_dim = encoder.dim
         enc_meta = EncoderInfo(encoder.name, cfg.model.encoder_weights, encoder.pretrained)
     model, extra = build_model(cfg, in_dim)
@@ -251,106 +262,127 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, o.warmup_steps, cfg.total_steps, o.schedule, o.min_lr_ratio))
 
-    step, data_state, skipped_total = 0, None, 0
-    ckpt = latest_checkpoint(out) if resume else None
-    if ckpt is not None:
-        state = load_train_state(ckpt)
-        _, weights = read_model_folder(ckpt)
+    if env.is_main:
+        remove_stale_writes(out)  # temporary folders of checkpoint writes killed mid-way
+    barrier(env)
+    step, data_state, skip_events = 0, None, 0
+    skipped_sources: set[str] = set()  # distinct skipped videos, over all ranks, workers and epochs
+    found = resume_point(out, say=print if env.is_main else (lambda _: None), move=env.is_main) if resume else None
+    if found is not None:
+        ckpt, state, weights = found
         _load_full_state(model, optimizer, weights, state["optimizer"], env)
         scheduler.load_state_dict(state["scheduler"])
-        step, data_state, skipped_total = state["step"], state["data"], state.get("skipped", 0)
+        step, data_state, skip_events = state["step"], state["data"], state.get("skip_events", state.get("skipped", 0))
+        skipped_sources = set(state.get("skipped_sources", ()))
         _set_rng_state(state["rng"])
         if env.is_main:
             print(f"resuming from {ckpt} at step {step}")
 
-    logger = MetricsLogger(out, env.is_main, cfg.tensorboard)
+    logger = MetricsLogger(out, env.is_main, cfg.tensorboard, start_step=step)
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and env.device.type == "cuda")
     autocast = (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
     featurize = Featurizer(encoder, env.device)
     last_step = min(cfg.total_steps, max_steps) if max_steps is not None else cfg.total_steps
 
-    def save(at: int, data: dict[str, Any]) -> None:
+    def save(at: int, data: dict[str, Any], rng: dict[str, Any] | None = None) -> None:
         msd, osd = _full_state(model, optimizer, env)
         if env.is_main:
             train_state = {"optimizer": osd, "scheduler": scheduler.state_dict(), "step": at, "data": data,
-                           "rng": _rng_state(), "skipped": skipped_total}
+                           "rng": rng or _rng_state(), "skip_events": skip_events,
+                           "skipped_sources": sorted(skipped_sources)}
             save_checkpoint(out, at, msd, meta, train_state, keep=cfg.keep_checkpoints)
         barrier(env)
 
     bar = None
     if env.is_main and cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=last_step, initial=step, desc="train", unit="step", dynamic_ncols=True)
+        bar = progress_bar(total=last_step, initial=step, desc="train", unit="step", dynamic_ncols=True)
     summary: dict[str, Any] = {"start_step": step}
     model.train()
     t_last, clips_since = time.time(), 0
-    while step < last_step:
-        stage_i, stage_end = _stage_at(cfg, step)
-        resolution = cfg.stages[stage_i].resolution
-        stream = make_stream(cfg, cfg.data.source, resolution, env, seed=cfg.seed + 1000 * stage_i)
-        if data_state is not None and data_state.get("stage") == stage_i:
-            stream.load_state_dict(data_state["stream"])
-        it = _loader(stream, o.micro_batch_size, cfg.data.num_workers)
-        while step < min(stage_end, last_step):
-            loss_sum = torch.zeros(2, device=env.device)
-            skipped = 0
-            for micro in range(accum):
-                batch = next(it)
-                stream.observe(batch)
-                skipped += int(torch.as_tensor(batch["skipped"]).sum())
-                feats, times, actions = featurize(batch)
-                sync = micro == accum - 1 or not isinstance(model, nn.parallel.DistributedDataParallel)
-                with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
-                    loss, copy = teacher_forcing_loss(model, feats, times, actions)
-                    (loss / accum).backward()
-                loss_sum += torch.stack([loss.detach().float(), copy.float()]) / accum
-            loss_sum = all_reduce_mean(loss_sum, env)
-            if not torch.isfinite(loss_sum[0]):
-                prev = latest_checkpoint(out)
-                raise UserError(
-                    f"non-finite loss ({loss_sum[0].item()}) at step {step + 1}; stopped without saving. "
-                    f"Last good checkpoint: {prev or 'none'}. Lower optim.lr or enable optim.grad_clip"
-                )
-            gnorm = None
-            if o.grad_clip > 0:
-                gnorm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], o.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            skipped_total += int(all_reduce_sum(torch.tensor(float(skipped), device=env.device), env).item())
-            clips_since += o.batch_size
-            data_state = {"stage": stage_i, "stream": stream.state_dict()}
-            if step % cfg.log_every == 0 or step == last_step:
-                dt = max(time.time() - t_last, 1e-9)
-                row = {"train/loss": loss_sum[0].item(), "train/copy_last": loss_sum[1].item(),
-                       "lr": scheduler.get_last_lr()[0], "clips_per_s": clips_since / dt,
-                       "resolution": resolution, "skipped_videos": skipped_total}
-                if gnorm is not None:
-                    row["grad_norm"] = float(gnorm)
-                logger.log(step, row)
+    saved_step, step_rng, new_sources = step, None, []
+    try:
+        while step < last_step:
+            stage_i, stage_end = _stage_at(cfg, step)
+            resolution = cfg.stages[stage_i].resolution
+            stream = make_stream(cfg, cfg.data.source, resolution, env, seed=cfg.seed + 1000 * stage_i)
+            if data_state is not None and data_state.get("stage") == stage_i:
+                stream.load_state_dict(data_state["stream"])
+            it = _loader(stream, o.micro_batch_size, cfg.data.num_workers)
+            while step < min(stage_end, last_step):
+                loss_sum = torch.zeros(2, device=env.device)
+                skipped = 0
+                for micro in range(accum):
+                    batch = next(it)
+                    stream.observe(batch)
+                    skipped += int(torch.as_tensor(batch["skipped"]).sum())
+                    new_sources += [n for joined in batch.get("skipped_sources", ()) for n in joined.split("\n") if n]
+                    feats, times, actions = featurize(batch)
+                    sync = micro == accum - 1 or not isinstance(model, nn.parallel.DistributedDataParallel)
+                    with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
+                        loss, copy = teacher_forcing_loss(model, feats, times, actions)
+                        (loss / accum).backward()
+                    loss_sum += torch.stack([loss.detach().float(), copy.float()]) / accum
+                loss_sum = all_reduce_mean(loss_sum, env)
+                if not torch.isfinite(loss_sum[0]):
+                    prev = latest_checkpoint(out)
+                    raise UserError(
+                        f"non-finite loss ({loss_sum[0].item()}) at step {step + 1}; stopped without saving. "
+                        f"Last good checkpoint: {prev or 'none'}. Lower optim.lr or enable optim.grad_clip"
+                    )
+                gnorm = None
+                if o.grad_clip > 0:
+                    trained = [p for p in model.parameters() if p.requires_grad]
+                    gnorm = torch.nn.utils.clip_grad_norm_(trained, o.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                skip_events += int(all_reduce_sum(torch.tensor(float(skipped), device=env.device), env).item())
+                skipped_sources.update(all_gather_objects(new_sources, env))
+                new_sources = []
+                step_rng = _rng_state()  # what an interrupted run saves (the state at this step's end)
+                clips_since += o.batch_size
+                data_state = {"stage": stage_i, "stream": stream.state_dict()}
+                if step % cfg.log_every == 0 or step == last_step:
+                    dt = max(time.time() - t_last, 1e-9)
+                    row = {"train/loss": loss_sum[0].item(), "train/copy_last": loss_sum[1].item(),
+                           "lr": scheduler.get_last_lr()[0], "clips_per_s": clips_since / dt,
+                           "resolution": resolution, "skipped_videos": len(skipped_sources)}
+                    if gnorm is not None:
+                        row["grad_norm"] = float(gnorm)
+                    logger.log(step, row)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{row['train/loss']:.4f}", copy=f"{row['train/copy_last']:.4f}",
+                                        clips_s=f"{row['clips_per_s']:.1f}", skipped=len(skipped_sources))
+                    t_last, clips_since = time.time(), 0
+                    summary["train_loss"], summary["train_copy_last"] = row["train/loss"], row["train/copy_last"]
+                if cfg.data.val_source and (step % cfg.val_every == 0 or step == last_step):
+                    v = validate(cfg, model, featurize, env, resolution, autocast)
+                    logger.log(step, v)
+                    summary.update(v)
+                    if bar is not None:
+                        bar.write(f"step {step}: val loss {v['val/loss']:.4f} (copy-last {v['val/copy_last']:.4f})")
+                if step % cfg.ckpt_every == 0 or step == last_step:
+                    save(step, data_state)
+                    saved_step = step
                 if bar is not None:
-                    bar.set_postfix(loss=f"{row['train/loss']:.4f}", copy=f"{row['train/copy_last']:.4f}",
-                                    clips_s=f"{row['clips_per_s']:.1f}", skipped=skipped_total)
-                t_last, clips_since = time.time(), 0
-                summary["train_loss"], summary["train_copy_last"] = row["train/loss"], row["train/copy_last"]
-            if cfg.data.val_source and (step % cfg.val_every == 0 or step == last_step):
-                v = validate(cfg, model, featurize, env, resolution, autocast)
-                logger.log(step, v)
-                summary.update(v)
-                if bar is not None:
-                    bar.write(f"step {step}: val loss {v['val/loss']:.4f} (copy-last {v['val/copy_last']:.4f})")
-            if step % cfg.ckpt_every == 0 or step == last_step:
-                save(step, data_state)
-            if bar is not None:
-                bar.update(1)
+                    bar.update(1)
+    except KeyboardInterrupt:
+        # Ctrl-C: keep the finished steps. Only on one process: ranks of a distributed run are not
+        # interrupted at the same point, so a gathered save could hang; they keep the last periodic one.
+        if step > saved_step and not env.enabled:
+            save(step, data_state, step_rng)
+            if env.is_main:
+                print(f"interrupted: saved a checkpoint at step {step}; rerun the same command to resume", flush=True)
+        raise
     if bar is not None:
         bar.close()
     logger.close()
-    summary.update({"step": step, "skipped_videos": skipped_total, "checkpoint": str(latest_checkpoint(out))})
+    summary.update({"step": step, "skipped_videos": len(skipped_sources), "skip_events": skip_events,
+                    "checkpoint": str(latest_checkpoint(out))})
     if return_model:
         summary["model"] = _unwrap(model)
-    if env.is_main and skipped_total:
-        print(f"skipped {skipped_total} unreadable or too-short videos (see warnings above)")
+    if env.is_main and skipped_sources:
+        print(f"skipped {len(skipped_sources)} unreadable or too-short videos, {skip_events} times in all "
+              "(each epoch meets them again; see warnings above)")
     return summary

@@ -10,7 +10,7 @@ from ..data.sources import VideoClipDataset
 from ..data.trajectory_clips import trajectory_clip_stream, trajectory_info
 from ..errors import UserError
 from ..model.actions import CONTROL_RATE_HZ
-from .config import TrainConfig
+from .config import ModelConfig, TrainConfig
 from .distributed import Dist
 
 
@@ -37,6 +37,20 @@ def check_cache_resolution(cfg: TrainConfig, cache: FeatureClipDataset) -> int:
                 f"{stage.resolution} px; set every stages[].resolution to {h} or encode a cache at "
                 f"{stage.resolution} px")
     return h
+
+
+def check_cache_encoder(cfg: TrainConfig, cache: FeatureClipDataset) -> str:
+    """A feature cache fixes the encoder: a ``model.encoder`` that names another one is refused.
+
+    ``model.encoder`` has a default (dinov2-b14-reg) that a run on a cache need not change, and the
+    config cannot tell a default from the same value set on purpose; so the default is taken to mean
+    "the cache's encoder", and any other name must match the cache's. Returns the cache's encoder.
+    """
+    want, have = cfg.model.encoder, cache.encoder_name
+    if have != "unknown" and want not in (have, ModelConfig.encoder):
+        raise UserError(f"{cfg.data.source} is a feature cache of encoder {have!r} but model.encoder={want}; "
+                        f"drop model.encoder (or set model.encoder={have}) or encode a cache with {want}")
+    return have
 
 
 def make_stream(cfg: TrainConfig, source: str, resolution: int, env: Dist, seed: int, *, val: bool = False):
