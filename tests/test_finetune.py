@@ -2,6 +2,7 @@
 
 import json
 from itertools import islice
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,3 +239,31 @@ def test_learns_to_use_actions(tmp_path, capsys):
     assert errs["clips"] == 32
     assert errs["true"] < 0.25 * errs["shuffled"], errs
     assert errs["true"] < 0.25 * errs["copy_last"], errs
+
+
+# ------------------------------------------------------------------------------- CPU config
+CPU_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "finetune-cpu.yaml")
+
+
+def test_cpu_config_loads_and_really_runs(wall, tmp_path, capsys):
+    from dinoworld.cli.train import cpu_warning
+
+    cfg = finetune_config("wall", str(wall), "scratch", config=CPU_CONFIG)
+    assert (cfg.model.size, cfg.model.encoder) == ("tiny", "pixel-pyramid")
+    assert 56 <= cfg.stages[-1].resolution <= 112 and cfg.stages[-1].resolution == cfg.finetune.resolution
+    assert cfg.optim.batch_size <= 32 and cfg.data.num_workers == 0
+    assert cpu_warning(cfg) is None
+    out = tmp_path / "run"
+    assert _finetune(wall, out, "scratch", "--config", CPU_CONFIG, "--max-steps", "2", "--check-batches", "1") == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and "shuffled" in captured.out
+    assert latest_checkpoint(out).name == "step_00000002"
+
+
+def test_paper_defaults_without_gpu_warn_first_and_name_the_cpu_config(wall, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    # offline, the default DINOv2 weights are missing: the warning must come before that error
+    assert _finetune(wall, tmp_path / "run", "scratch", "--max-steps", "0", "--check-batches", "0") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("warning: no GPU") and "--config configs/finetune-cpu.yaml" in err[0]
+    assert err[-1].startswith("error:") and "model.encoder_weights=PATH" in err[-1]

@@ -5,8 +5,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from .verb import Verb
+
+#: what ``train`` and ``finetune`` tell the user to pass for encoder weights (they have no flag for it)
+TRAIN_WEIGHTS_HINT = "model.encoder_weights=PATH"
+#: the config ``finetune`` points CPU-only users to
+CPU_FINETUNE_CONFIG = "configs/finetune-cpu.yaml"
+
+
+def _overrides_anywhere(p: argparse.ArgumentParser) -> None:
+    """Let dotted ``key=value`` overrides come before, between or after flags.
+
+    argparse fills a ``nargs="*"`` positional from one run of tokens only, so ``--max-steps 30
+    val_every=30 --json x=1`` leaves ``x=1`` over. This parser's leftover ``key=value`` tokens are
+    appended to ``overrides`` (in order); anything else stays unrecognized and argparse rejects it.
+    """
+    def parse_known_args(args=None, namespace=None):
+        ns, rest = argparse.ArgumentParser.parse_known_args(p, args, namespace)
+        extra = [a for a in rest if "=" in a and not a.startswith("-")]
+        ns.overrides = [*(ns.overrides or []), *extra]
+        return ns, [a for a in rest if a not in extra]
+
+    p.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
@@ -15,6 +37,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in out_dir")
     p.add_argument("--max-steps", type=int, help="stop after this global step (the schedule is unchanged)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
+    _overrides_anywhere(p)
 
 
 def _print_summary(summary: dict, as_json: bool) -> None:
@@ -55,7 +78,8 @@ def run_encode(args: argparse.Namespace) -> int:
     from ..encoders import load_encoder
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    enc = load_encoder(args.encoder, weights=args.encoder_weights, device=device)
+    enc = load_encoder(args.encoder, weights=args.encoder_weights, device=device,
+                       weights_hint="--encoder-weights PATH")
     paths = list_videos(args.source)
     s = encode_videos_to_cache(paths, enc, args.out, fps=args.fps, size=(args.resolution, args.resolution),
                                batch_size=args.batch_size, shard_size=args.shard_size)
@@ -86,6 +110,20 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check-batches", type=int, default=8,
                    help="held-out batches for the true-vs-shuffled-actions check at the end (0 = skip)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
+    _overrides_anywhere(p)
+
+
+def cpu_warning(cfg) -> str | None:
+    """One line when a fine-tuning config is far too big for a machine without a GPU, else None."""
+    import torch
+
+    if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    res, size = cfg.stages[-1].resolution, cfg.model.size
+    if size in ("tiny", "small") and res <= 112:
+        return None
+    return (f"warning: no GPU: the {size} predictor at {res} px on {cfg.model.encoder} features takes days on a CPU; "
+            f"for a CPU-sized run add --config {CPU_FINETUNE_CONFIG} (tiny predictor, pixel-pyramid, 56 px)")
 
 
 def run_finetune(args: argparse.Namespace) -> int:
@@ -98,6 +136,9 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     cfg = finetune_config(args.env, args.data, args.mode, init=args.init, config=args.config,
                           overrides=args.overrides, epochs=args.epochs, out=args.out)
+    warning = cpu_warning(cfg)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     print(f"finetune {args.mode} on {args.env}: {cfg.total_steps} steps of {cfg.optim.batch_size} clips "
           f"({cfg.data.num_frames} frames, frameskip {cfg.data.frameskip}, actions {cfg.model.action_dim}-d, "
           f"{cfg.stages[-1].resolution} px)")
@@ -106,7 +147,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     single = int(os.environ.get("WORLD_SIZE", "1")) == 1
     if args.check_batches > 0 and single and cfg.finetune.val_fraction > 0:
         device = next(model.parameters()).device
-        encoder = load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights, device=device)
+        encoder = load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights, device=device,
+                               weights_hint=TRAIN_WEIGHTS_HINT)
         d = cfg.data
         stream = trajectory_clip_stream(d.source, split_seed=cfg.seed, val_fraction=cfg.finetune.val_fraction,
                                         val=True, num_frames=d.num_frames, frameskip=d.frameskip,
