@@ -117,13 +117,15 @@ def test_truncated_train_state_is_one_error_line(videos, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------- resume
-@pytest.mark.parametrize("fault", ["missing", "truncated"])
+@pytest.mark.parametrize("fault", ["missing", "truncated", "weights"])
 def test_resume_falls_back_to_newest_usable_checkpoint(videos, tmp_path, capsys, fault):
     _run(videos, tmp_path, resume=False)  # checkpoints at steps 3 and 6
     newest = latest_checkpoint(tmp_path)
     assert newest.name == "step_00000006"
-    state = newest / "train_state.pt"
-    state.unlink() if fault == "missing" else _truncate(state)
+    if fault == "missing":
+        (newest / "train_state.pt").unlink()
+    else:
+        _truncate(newest / ("model.safetensors" if fault == "weights" else "train_state.pt"))
     capsys.readouterr()
     out = _run(videos, tmp_path, max_steps=5)
     said = capsys.readouterr().out
