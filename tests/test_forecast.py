@@ -216,6 +216,8 @@ def test_kitti_reader(tmp_path):
     assert [w.start for w in windows_of(ds, PROTOCOLS["kitti"])] == [0, 2]  # frames 13 and 15 have 13 before them
     (root / "val_files.txt").write_text(f"2011_09_26/{drive} 15 l\n")
     assert sorted(read_kitti(root, "val").sequences[0].labels) == [15]
+    (root / "eigen_test_files.txt").write_text(f"2011_09_26/{drive}/image_02/data/{13:010d}.png x 721.5\n")
+    assert sorted(read_kitti(root, "eigen_test").sequences[0].labels) == [13]  # a split list over train + val
     with pytest.raises(UserError, match="split 'train'"):
         read_kitti(root, "train")
 

@@ -21,8 +21,10 @@ Layouts (``ROOT`` is ``--root``):
   ``ROOT/<date>/<drive>/...``) and the annotated depth ``ROOT/data_depth_annotated/{split}/<drive>/
   proj_depth/groundtruth/image_02/*.png`` (uint16, metres × 256, 0 = no measurement), matched by
   drive and frame number. An optional ``ROOT/{split}_files.txt`` (lines ``<date>/<drive> <frame>`` or
-  KITTI's ``<date>/<drive>/image_02/data/<frame>.png ...``) restricts the annotated frames, e.g. the
-  Eigen test split's 652.
+  ``<date>/<drive>/image_02/data/<frame>.png ...`` as the usual Eigen split files) restricts the
+  annotated frames; with it, a split that is not a folder (``--split eigen_test`` with
+  ``ROOT/eigen_test_files.txt``: the Eigen test split's 652 annotated frames) is looked up in both
+  ``train`` and ``val``.
 * ``synthetic`` (written by ``dinoworld make-forecast-probe``): ``ROOT/sequences/{split}/<seq>/
   frames/*.png``, ``classes/*.png`` (uint8 class ids) and ``depth/*.png`` (uint16 metres × 256),
   every frame annotated; ``ROOT/forecast_probe.json`` gives ``fps`` and the class names.
@@ -283,12 +285,19 @@ def _kitti_split_filter(path: Path) -> set[tuple[str, int]]:
 
 def read_kitti(root: str | Path, split: str = "val") -> DenseDataset:
     r = _root(root)
-    ann = _need_dir(r / "data_depth_annotated" / split, f"KITTI depth split {split!r}: folder")
     raw = r / "raw" if (r / "raw").is_dir() else r
     filt_file = r / f"{split}_files.txt"
     filt = _kitti_split_filter(filt_file) if filt_file.is_file() else None
+    ann = r / "data_depth_annotated" / split
+    if ann.is_dir():
+        drives = sorted(p for p in ann.iterdir() if p.is_dir())
+    elif filt is not None:  # a split list over the whole benchmark, e.g. eigen_test_files.txt
+        drives = sorted(p for sub in ("train", "val") if (r / "data_depth_annotated" / sub).is_dir()
+                        for p in (r / "data_depth_annotated" / sub).iterdir() if p.is_dir())
+    else:
+        raise UserError(f"KITTI depth split {split!r}: neither {ann} nor {filt_file} exists")
     ds = DenseDataset("kitti", "depth", split, [], read_label=read_depth_png, crop=kitti_crop)
-    for drive_dir in sorted(p for p in ann.iterdir() if p.is_dir()):
+    for drive_dir in drives:
         drive = drive_dir.name
         gt = drive_dir / "proj_depth" / "groundtruth" / "image_02"
         if not gt.is_dir():
