@@ -122,8 +122,8 @@ def cpu_warning(cfg) -> str | None:
     res, size = cfg.stages[-1].resolution, cfg.model.size
     if size in ("tiny", "small") and res <= 112:
         return None
-    return (f"warning: no GPU: the {size} predictor at {res} px on {cfg.model.encoder} features takes days on a CPU; "
-            f"for a CPU-sized run add --config {CPU_FINETUNE_CONFIG} (tiny predictor, pixel-pyramid, 56 px)")
+    return (f"warning: no GPU found, and the {size} predictor at {res} px is sized for GPUs (days on a CPU); for a "
+            f"CPU-sized run add --config {CPU_FINETUNE_CONFIG} (tiny predictor, pixel-pyramid encoder, 56 px)")
 
 
 def run_finetune(args: argparse.Namespace) -> int:
