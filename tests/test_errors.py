@@ -292,7 +292,7 @@ def test_unknown_flags_are_still_rejected(capsys):
 def test_progress_bars_update_rarely_in_a_log(monkeypatch):
     import io
 
-    from dinoworld.data.stream import progress_bar
+    from dinoworld.progress import progress_bar
 
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
     log = io.StringIO()
@@ -305,8 +305,8 @@ def test_progress_bars_update_rarely_in_a_log(monkeypatch):
 
 
 def test_every_progress_bar_goes_through_the_helper():
-    """Train, encode and collect use data.stream.progress_bar (plan/ has its own bars)."""
+    """Train, encode, collect and plan use dinoworld.progress.progress_bar."""
     src = ROOT / "src" / "dinoworld"
     direct = [str(p.relative_to(src)) for p in src.rglob("*.py")
-              if "tqdm" in p.read_text() and p.parent.name != "plan" and p.name != "stream.py"]
+              if "tqdm" in p.read_text() and p.name != "progress.py"]
     assert direct == []

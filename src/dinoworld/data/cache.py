@@ -30,7 +30,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from dinoworld.data.sampler import DT_MAX, DT_MIN, TooShort, nearest_indices, sample_clip_times
-from dinoworld.data.stream import Outcome, ResumableStream, SkippedVideoWarning, progress_bar
+from dinoworld.data.stream import Outcome, ResumableStream, SkippedVideoWarning
+from dinoworld.progress import progress_bar
 from dinoworld.data.video import CorruptVideo, frame_to_rgb, nearest_frames, open_video, read_info, resize_crop
 from dinoworld.errors import UserError
 from dinoworld.files import atomic_write_json

@@ -23,22 +23,6 @@ class SkippedVideoWarning(UserWarning):
     """Emitted once per unreadable / too-short video that a dataset skips (per process)."""
 
 
-def progress_bar(*args: Any, **kwargs: Any):
-    """A tqdm bar for every long loop (train, encode, collect).
-
-    When stderr is not a terminal (a log file, a job scheduler) each update is a carriage-return
-    line, so the bar refreshes at most every 30 s there instead of several times a second.
-    """
-    import sys
-
-    from tqdm.auto import tqdm
-
-    if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        kwargs.setdefault("mininterval", 30.0)
-        kwargs.setdefault("maxinterval", 60.0)
-    return tqdm(*args, **kwargs)
-
-
 @dataclass
 class Outcome:
     member: int  # index inside the unit (0 for single-video units)

@@ -204,7 +204,7 @@ def collect(
              for i in todo]
     t0 = time.perf_counter()
     results: list[tuple[int, int, bool]] = []
-    from dinoworld.data.stream import progress_bar
+    from dinoworld.progress import progress_bar
 
     bar = progress_bar(total=episodes, initial=skipped, disable=not progress, unit="ep",
                desc=f"collect {env_name}")

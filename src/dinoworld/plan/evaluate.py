@@ -34,6 +34,7 @@ from ..data.trajectories import load_trajectories
 from ..data.video import resize_crop
 from ..errors import UserError
 from ..model import WorldModel
+from ..progress import progress_bar
 from .cem import CEMConfig, GDConfig, Plan, cem, gradient_plan
 from .rollout import LatentRollout, latent_distance
 
@@ -231,9 +232,7 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
     rows: list[dict[str, Any]] = []
     plan_seconds: list[float] = []
     specs = list(task.episodes(cfg.episodes, cfg.goal_steps, cfg.seed))
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(specs), desc=f"plan {env_name} ({cfg.planner})", unit="ep", disable=not progress)
+    bar = progress_bar(total=len(specs), desc=f"plan {env_name} ({cfg.planner})", unit="ep", disable=not progress)
     for b0 in range(0, len(specs), cfg.batch):
         batch = specs[b0 : b0 + cfg.batch]
         goals = task.latents([s.goal_state for s in batch])

@@ -24,7 +24,7 @@ from ..config import to_dict
 from ..data.cache import FeatureClipDataset
 from ..data.factory import detect_kind
 from ..data.featurize import Featurizer
-from ..data.stream import progress_bar
+from ..progress import progress_bar
 from ..encoders import load_encoder
 from ..errors import UserError
 from ..model import Predictor, build_predictor, prediction_loss
