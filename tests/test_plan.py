@@ -19,10 +19,10 @@ pytest.importorskip("gymnasium")
 F = 5  # frameskip
 
 
-def _random_action_predictor(in_dim=36, action_dim=2 * F, seed=0):
+def _random_action_predictor(in_dim=36, action_dim=2 * F, seed=0, **options):
     """A tiny predictor whose action blocks are not the identity (random γ), so actions matter."""
     torch.manual_seed(seed)
-    p = build_predictor("tiny", in_dim=in_dim, depth=2, action_dim=action_dim)
+    p = build_predictor("tiny", in_dim=in_dim, depth=2, action_dim=action_dim, **options)
     with torch.no_grad():
         for blk in p.action_blocks:
             blk.gamma.normal_(0, 0.5)
@@ -67,8 +67,11 @@ def test_wilson_interval():
 
 
 # ------------------------------------------------------------------------------------ rollouts
-def test_shared_context_rollout_equals_the_naive_path_and_chunking_changes_nothing():
-    p = _random_action_predictor(in_dim=8)
+@pytest.mark.parametrize("options", [{}, {"standardize": True, "residual": True}])
+def test_shared_context_rollout_equals_the_naive_path_and_chunking_changes_nothing(options):
+    p = _random_action_predictor(in_dim=8, **options)
+    if options:
+        p.set_feature_stats(torch.randn(100, 8) * 2 + 1)
     gen = torch.Generator().manual_seed(1)
     ctx = torch.randn(2, 2, 3, 3, 8, generator=gen)  # 2 episodes, 2 context frames
     times = torch.tensor([[0.0, 0.5], [1.0, 1.5]])

@@ -20,7 +20,7 @@ def broadcast_state(state: ContextState, n: int) -> ContextState:
         return x.unsqueeze(1).expand(x.shape[0], n, *x.shape[1:]).reshape(x.shape[0] * n, *x.shape[1:])
 
     return ContextState(kv=[(rep(k), rep(v)) for k, v in state.kv], times=rep(state.times), mask=rep(state.mask),
-                        t0=rep(state.t0), hw=state.hw)
+                        t0=rep(state.t0), hw=state.hw, feats=None if state.feats is None else rep(state.feats))
 
 
 def bytes_per_candidate(predictor: Predictor, tokens_per_frame: int, frames: int, dtype: torch.dtype) -> int:
