@@ -325,7 +325,8 @@ def test_eval_forecast_cli_json(probe, tmp_path, capsys):
     assert set(res["rmse"]["short"]) == {"model", "copy_last"} and res["rmse"]["present"] > 0
     assert "predicted" in out and "copy-last" in out and "present" in out
     assert (heads / "segmentation" / "model.safetensors").is_file() and (heads / "depth" / "config.json").is_file()
-    assert (tmp_path / "o" / "forecast.json").is_file()
+    saved = json.loads((tmp_path / "o" / "forecast.json").read_text())
+    assert np.array(saved["confusion"]["present"]).shape == (3, 3) and "confusion" not in res
     # the saved heads are reused: same numbers without training
     mtime = (heads / "segmentation" / "model.safetensors").stat().st_mtime_ns
     assert run_forecast(p.parse_args(argv)) == 0

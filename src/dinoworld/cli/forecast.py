@@ -100,7 +100,7 @@ def run_forecast(args: argparse.Namespace) -> int:
         print(f"summary: {write_summary(ev, args.out)}")
     if args.json:
         keep = {k: ev.summary[k] for k in ("miou", "rmse") if k in ev.summary}
-        keep.update({k: v for k, v in ev.summary.items() if k not in keep and k != "iou_per_class"})
+        keep.update({k: v for k, v in ev.summary.items() if k not in keep and k not in ("iou_per_class", "confusion")})
         print(json.dumps(_finite(keep)))
     return 0
 

@@ -386,6 +386,7 @@ def evaluate_forecast(wm: Any, datasets: dict[str, DenseDataset], heads: dict[st
             k: {(names[i] if i < len(names) else str(i)): (None if math.isnan(v) else 100 * float(v))
                 for i, v in enumerate(iou_per_class(c))}
             for k, c in scores["segmentation"].confusion.items()}
+        summary["confusion"] = {k: c.tolist() for k, c in scores["segmentation"].confusion.items()}  # rows = truth
     return ForecastEval(summary, scores, skipped)
 
 
