@@ -1,19 +1,22 @@
-"""``dinoworld eval physics`` (intuitive-physics benchmarks) and ``dinoworld make-physics-probe``."""
+"""``dinoworld eval BENCHMARK`` (``physics``: intuitive-physics benchmarks; ``forecast``: dense
+forecasting, from :mod:`.forecast`) and ``dinoworld make-physics-probe``.
+
+Each benchmark is a sub-parser of the ``eval`` verb with its own flags: add one to :data:`BENCHMARKS`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Callable
 
 from ..errors import UserError
+from . import forecast
 from .verb import Verb
 
-BENCHMARKS = ("physics",)  # ``dinoworld eval BENCHMARK``; forecasting comes next
 
-
-def _eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("benchmark", choices=BENCHMARKS, help="which evaluation (physics: IntPhys / GRASP / InfLevel / a folder)")
+def _physics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, choices=("intphys", "grasp", "inflevel", "folder"),
                    help="layout of --root (folder: possible/NAME.mp4 + impossible/NAME.mp4, as make-physics-probe writes)")
     p.add_argument("--root", required=True, help="dataset folder")
@@ -47,7 +50,7 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def run_physics(args: argparse.Namespace) -> int:
     from ..eval.physics import evaluate_pairs, format_table, read_pairs, write_outputs
     from ..eval.rollout import default_resolution
     from ..model import WorldModel
@@ -119,7 +122,32 @@ def run_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-EVAL = Verb("eval", "benchmarks: `eval physics` = intuitive-physics relative accuracy (IntPhys, GRASP, InfLevel, a folder)",
+#: ``dinoworld eval NAME``: (help, add_args, run, example)
+BENCHMARKS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
+    "physics": ("intuitive physics: relative accuracy of surprise over (possible, impossible) pairs "
+                "(IntPhys, GRASP, InfLevel, a folder)", _physics_args, run_physics,
+                "dinoworld eval physics --dataset folder --root probe/ --checkpoint runs/probe --json"),
+    "forecast": ("dense forecasting: segmentation mIoU / depth RMSE of present-time heads on predicted features "
+                 "(Cityscapes, VSPW, KITTI, synthetic)", forecast.add_forecast_args, forecast.run_forecast,
+                 "dinoworld eval forecast --dataset synthetic --root fprobe/ --checkpoint runs/probe"),
+}
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    for name, (help_, add, run, example) in BENCHMARKS.items():
+        b = sub.add_parser(name, help=help_, description=help_, epilog=f"example:\n  {example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        add(b)
+        b.set_defaults(_benchmark=run)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    return int(args._benchmark(args) or 0)
+
+
+EVAL = Verb("eval", "benchmarks: `eval physics` (IntPhys, GRASP, InfLevel, a folder) or `eval forecast` "
+            "(Cityscapes, VSPW, KITTI, synthetic); `dinoworld eval BENCHMARK --help` for each",
             "dinoworld eval physics --dataset folder --root probe/ --checkpoint runs/probe --json",
             _eval_args, run_eval)
 MAKE_PHYSICS_PROBE = Verb("make-physics-probe", "simulate an offline intuitive-physics probe (pymunk): plausible "
