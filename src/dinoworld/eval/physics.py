@@ -37,7 +37,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -502,7 +501,3 @@ def write_outputs(ev: PhysicsEval, out: str | Path, plot_pairs: int = 6) -> dict
     if plot:
         files["plot"] = plot
     return files
-
-
-def warn(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
