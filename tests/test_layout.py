@@ -122,19 +122,27 @@ def test_model_imports_nothing_of_training_data_or_envs():
 def cli_surface() -> dict[str, list[dict]]:
     from dinoworld.cli import VERBS, build_parser
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    out = {}
-    for v in VERBS:
-        rows = []
-        for a in sub.choices[v.name]._actions:
+    def rows(parser: argparse.ArgumentParser, prefix: str, out: dict) -> None:
+        items = []
+        for a in parser._actions:
             if isinstance(a, argparse._HelpAction):
                 continue
-            rows.append({"flags": list(a.option_strings) or [a.dest], "required": bool(a.required),
-                         "nargs": a.nargs, "default": a.default if isinstance(a.default, (int, float, str, bool,
-                                                                                          type(None))) else repr(a.default),
-                         "choices": list(a.choices) if a.choices else None})
-        out[v.name] = rows
+            if isinstance(a, argparse._SubParsersAction):  # nested verbs (eval physics, eval forecast)
+                for name, p in a.choices.items():
+                    rows(p, f"{prefix} {name}", out)
+                items.append({"flags": [a.dest], "subcommands": sorted(a.choices)})
+                continue
+            items.append({"flags": list(a.option_strings) or [a.dest], "required": bool(a.required),
+                          "nargs": a.nargs, "default": a.default if isinstance(a.default, (int, float, str, bool,
+                                                                                           type(None))) else repr(a.default),
+                          "choices": list(a.choices) if a.choices else None})
+        out[prefix] = items
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    out: dict[str, list[dict]] = {}
+    for v in VERBS:
+        rows(sub.choices[v.name], v.name, out)
     return out
 
 
