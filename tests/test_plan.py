@@ -226,3 +226,17 @@ def test_bf16_rollout_is_close_to_fp32():
         low = LatentRollout(p.to(torch.bfloat16), ctx, times, 0.5)(acts)
     assert low.dtype == torch.bfloat16
     assert (low.float() - ref).abs().mean() < 0.05 * ref.abs().mean()
+
+
+def test_cem_builds_no_autograd_graph():
+    p = _random_action_predictor(in_dim=8)  # parameters require grad, as after loading
+    roll = LatentRollout(p, torch.zeros(1, 1, 2, 2, 8), torch.zeros(1, 1), 0.5)
+    seen = []
+
+    def cost(a):
+        out = latent_distance(roll(a), torch.zeros(1, 2, 2, 8))
+        seen.append(out.requires_grad)
+        return out
+
+    cem(cost, 1, 2, 2 * F, CEMConfig(8, 2, 2))
+    assert seen and not any(seen)

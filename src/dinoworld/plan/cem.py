@@ -48,6 +48,7 @@ class Plan:
     std: torch.Tensor | None = None  #: (E, H, A) final proposal std (CEM), for warm starts
 
 
+@torch.no_grad()  # CEM only ranks costs: no autograd graph is ever built or kept
 def cem(cost: Cost, episodes: int, horizon: int, action_dim: int, cfg: CEMConfig = CEMConfig(), *,
         mean: torch.Tensor | None = None, std: torch.Tensor | None = None, device=None,
         generator: torch.Generator | None = None) -> Plan:

@@ -94,6 +94,7 @@ class PlanningTask:
         if wm.encoder is None:
             raise UserError("planning needs the checkpoint's encoder")
         self.wm, self.space, self.env_name = wm, space, env_name
+        wm.predictor.requires_grad_(False)  # planning differentiates w.r.t. actions only, never the weights
         self.data = load_trajectories(data)
         if self.data.env and self.data.env != env_name:
             raise UserError(f"--data {data} holds {self.data.env} trajectories, not {env_name}")
