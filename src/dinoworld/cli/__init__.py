@@ -10,14 +10,13 @@ import argparse
 import sys
 
 from ..errors import UserError
-from . import collect, info, plan, rollout, train
-from . import physics
+from . import collect, forecast, info, physics, plan, rollout, train
 from .verb import Verb
 
 #: every verb, in the order of ``dinoworld --help``
 VERBS: tuple[Verb, ...] = (
     info.INFO, train.TRAIN, train.ENCODE, collect.COLLECT, train.FINETUNE, plan.PLAN, rollout.ROLLOUT, rollout.DEMO,
-    physics.EVAL, physics.MAKE_PHYSICS_PROBE,
+    physics.EVAL, physics.MAKE_PHYSICS_PROBE, forecast.MAKE_FORECAST_PROBE,
 )
 
 
