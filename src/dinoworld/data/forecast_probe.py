@@ -23,7 +23,6 @@ dataset of :mod:`dinoworld.data.dense`).
 
 from __future__ import annotations
 
-import colorsys
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from dinoworld.data.dense import PROBE_META, write_depth_png, write_index_png
-from dinoworld.data.synthetic import _SIM_HZ, _background, _hw, write_synthetic_dataset
+from dinoworld.data.synthetic import composite, moving_objects_scene, write_synthetic_dataset
 from dinoworld.files import atomic_write_json
 
 CLASSES: tuple[str, ...] = ("background", "disc", "square")
@@ -45,68 +44,22 @@ def render_labelled_scene(seconds: float = 3.0, fps: float = 10.0, size: int | t
     """The scene of ``make_moving_objects_video(seconds, fps, size, num_objects, seed, gravity, background)``
     with labels: ``frames (T, H, W, 3)`` uint8 (identical to the generator's), ``classes (T, H, W)``
     uint8 and ``depth (T, H, W)`` float32 metres."""
-    if fps <= 0 or seconds <= 0:
-        raise ValueError(f"need seconds > 0 and fps > 0, got {seconds}, {fps}")
-    h, w = _hw(size)
-    rng = np.random.default_rng(seed)
-    n = int(num_objects)
-    side = float(min(h, w))
-    radius = rng.uniform(0.06, 0.13, size=n) * side
-    is_disc = rng.random(n) < 0.5
-    hues = (rng.uniform(0, 1) + np.arange(n) / max(n, 1)) % 1.0
-    colours = np.array([colorsys.hsv_to_rgb(hh, 0.85, 1.0) for hh in hues], np.float32) * 255
-    colours = colours.reshape(n, 3)
-    lo, hi = radius[:, None], np.array([w, h], np.float64)[None, :] - radius[:, None]
-    pos = rng.uniform(lo, hi)
-    speed = rng.uniform(0.25, 0.6, size=n) * side
-    angle = rng.uniform(0, 2 * math.pi, size=n)
-    vel = np.stack([np.cos(angle), np.sin(angle)], axis=1) * speed[:, None]
-    spin = rng.uniform(-3, 3, size=n)
-    theta0 = rng.uniform(0, math.pi / 2, size=n)
-    bg = _background(rng, h, w, background)
+    bg, colours, is_disc, radius, coverage = moving_objects_scene(seconds, fps, size, num_objects, seed, gravity,
+                                                                  background)
+    side = float(min(bg.shape[:2]))
     obj_class = np.where(is_disc, 1, 2).astype(np.uint8)
     obj_depth = (0.5 * side / radius).astype(np.float32)
-
-    num_frames = max(1, int(math.floor(seconds * fps + 1e-9)))
-    dt = 1.0 / _SIM_HZ
-    acc = np.array([0.0, gravity * h])
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    yy += 0.5
-    xx += 0.5
-    frames = np.empty((num_frames, h, w, 3), np.uint8)
-    classes = np.zeros((num_frames, h, w), np.uint8)
-    depth = np.full((num_frames, h, w), BACKGROUND_DEPTH, np.float32)
-    step = 0
-    for i in range(num_frames):
-        target = int(round(i / fps * _SIM_HZ))
-        while step < target:  # the generator's semi-implicit Euler with wall reflections
-            vel += acc * dt
-            pos += vel * dt
-            for axis, limit in ((0, w), (1, h)):
-                low = pos[:, axis] < radius
-                pos[low, axis] = 2 * radius[low] - pos[low, axis]
-                vel[low, axis] = np.abs(vel[low, axis])
-                high = pos[:, axis] > limit - radius
-                pos[high, axis] = 2 * (limit - radius[high]) - pos[high, axis]
-                vel[high, axis] = -np.abs(vel[high, axis])
-            step += 1
-        t = step * dt
-        img = bg.copy()
-        for j in range(n):
-            dx, dy = xx - pos[j, 0], yy - pos[j, 1]
-            if is_disc[j]:
-                dist = np.sqrt(dx * dx + dy * dy)
-            else:
-                th = theta0[j] + spin[j] * t
-                c, s = math.cos(th), math.sin(th)
-                dist = np.maximum(np.abs(c * dx + s * dy), np.abs(-s * dx + c * dy))
-            a2 = np.clip(radius[j] + 0.5 - dist, 0.0, 1.0)
-            img = img * (1.0 - a2[..., None]) + colours[j] * a2[..., None]
-            on = a2 >= 0.5  # later objects are drawn on top, as in the frame
-            classes[i][on] = obj_class[j]
-            depth[i][on] = obj_depth[j]
-        frames[i] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-    return frames, classes, depth
+    frames, classes, depth = [], [], []
+    for alphas in coverage:
+        frames.append(composite(bg, colours, alphas))
+        cls = np.zeros(bg.shape[:2], np.uint8)
+        dep = np.full(bg.shape[:2], BACKGROUND_DEPTH, np.float32)
+        for j, alpha in enumerate(alphas):  # later objects are drawn on top, as in the frame
+            on = alpha >= 0.5
+            cls[on], dep[on] = obj_class[j], obj_depth[j]
+        classes.append(cls)
+        depth.append(dep)
+    return np.stack(frames), np.stack(classes), np.stack(depth)
 
 
 def write_forecast_probe(out: str | Path, train_videos: int = 48, train_sequences: int = 12, val_sequences: int = 8,

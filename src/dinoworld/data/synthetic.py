@@ -65,6 +65,23 @@ def make_moving_objects_video(
     Returns:
         ``(T, H, W, 3)`` uint8 RGB frames.
     """
+    bg, colours, _, _, coverage = moving_objects_scene(seconds, fps, size, num_objects, seed, gravity, background)
+    return np.stack([composite(bg, colours, alphas) for alphas in coverage])
+
+
+def composite(background: np.ndarray, colours: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """One frame: objects drawn over the background in order with their soft coverage ``(N, H, W)``."""
+    img = background.copy()
+    for colour, alpha in zip(colours, alphas):
+        img = img * (1.0 - alpha[..., None]) + colour * alpha[..., None]
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+def moving_objects_scene(seconds: float = 3.0, fps: float = 10.0, size: int | tuple[int, int] = 64,
+                         num_objects: int = 3, seed: int = 0, gravity: float = 0.0, background: str = "texture"):
+    """The scene of :func:`make_moving_objects_video` before compositing: ``(background (H, W, 3) float,
+    colours (N, 3), is_disc (N,), radius (N,), coverage)`` where ``coverage`` yields, frame by frame,
+    each object's soft coverage ``(N, H, W)`` in drawing order (later objects on top)."""
     if fps <= 0 or seconds <= 0:
         raise ValueError(f"need seconds > 0 and fps > 0, got {seconds}, {fps}")
     h, w = _hw(size)
@@ -91,35 +108,37 @@ def make_moving_objects_video(
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     yy += 0.5
     xx += 0.5
-    out = np.empty((num_frames, h, w, 3), np.uint8)
-    step = 0
-    for i in range(num_frames):
-        target = int(round(i / fps * _SIM_HZ))
-        while step < target:  # semi-implicit Euler with wall reflections
-            vel += acc * dt
-            pos += vel * dt
-            for axis, limit in ((0, w), (1, h)):
-                low = pos[:, axis] < radius
-                pos[low, axis] = 2 * radius[low] - pos[low, axis]
-                vel[low, axis] = np.abs(vel[low, axis])
-                high = pos[:, axis] > limit - radius
-                pos[high, axis] = 2 * (limit - radius[high]) - pos[high, axis]
-                vel[high, axis] = -np.abs(vel[high, axis])
-            step += 1
-        t = step * dt
-        img = bg.copy()
-        for j in range(n):
-            dx, dy = xx - pos[j, 0], yy - pos[j, 1]
-            if is_disc[j]:
-                dist = np.sqrt(dx * dx + dy * dy)
-            else:
-                th = theta0[j] + spin[j] * t
-                c, s = math.cos(th), math.sin(th)
-                dist = np.maximum(np.abs(c * dx + s * dy), np.abs(-s * dx + c * dy))
-            alpha = np.clip(radius[j] + 0.5 - dist, 0.0, 1.0)[..., None]  # soft 1-px edge
-            img = img * (1.0 - alpha) + colours[j] * alpha
-        out[i] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-    return out
+
+    def coverage():
+        nonlocal pos, vel
+        step = 0
+        for i in range(num_frames):
+            target = int(round(i / fps * _SIM_HZ))
+            while step < target:  # semi-implicit Euler with wall reflections
+                vel += acc * dt
+                pos += vel * dt
+                for axis, limit in ((0, w), (1, h)):
+                    low = pos[:, axis] < radius
+                    pos[low, axis] = 2 * radius[low] - pos[low, axis]
+                    vel[low, axis] = np.abs(vel[low, axis])
+                    high = pos[:, axis] > limit - radius
+                    pos[high, axis] = 2 * (limit - radius[high]) - pos[high, axis]
+                    vel[high, axis] = -np.abs(vel[high, axis])
+                step += 1
+            t = step * dt
+            alphas = []
+            for j in range(n):
+                dx, dy = xx - pos[j, 0], yy - pos[j, 1]
+                if is_disc[j]:
+                    dist = np.sqrt(dx * dx + dy * dy)
+                else:
+                    th = theta0[j] + spin[j] * t
+                    c, s = math.cos(th), math.sin(th)
+                    dist = np.maximum(np.abs(c * dx + s * dy), np.abs(-s * dx + c * dy))
+                alphas.append(np.clip(radius[j] + 0.5 - dist, 0.0, 1.0))  # soft 1-px edge
+            yield np.stack(alphas) if alphas else np.zeros((0, h, w))
+
+    return bg, colours, is_disc, radius, coverage()
 
 
 def write_synthetic_dataset(
