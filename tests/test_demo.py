@@ -29,6 +29,14 @@ def test_demo_end_to_end_small(tmp_path):
     assert (tmp_path / "demo" / "model" / "model.safetensors").is_file()
 
 
+def test_demo_reruns_in_the_same_folder(tmp_path):
+    """A second run in the same folder used to crash in the report (no validation after a resume at the end)."""
+    for _ in range(2):
+        m = run_demo(tmp_path / "demo", steps=6, num_train=2, num_val=2, resolution=56, progress=False)
+        assert m["train"]["val_loss"] is not None and m["train"]["steps"] == 6
+    assert "copy-last" in (tmp_path / "demo" / "report.md").read_text()
+
+
 def test_tiny_predictor_learns_to_beat_copy_last(tmp_path):
     """A few hundred CPU steps on moving-object scenes: held-out loss clearly below copy-last."""
     enc = load_encoder("pixel-pyramid")

@@ -123,7 +123,7 @@ def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weight
         "progress": progress,
     })
     t_train = time.time()
-    summary = train(cfg, resume=True)
+    summary = train(cfg, resume=False)  # a rerun trains afresh (the video set and cache are reused)
     train_s = time.time() - t_train
     ckpt = Path(summary["checkpoint"])
     wm = WorldModel.from_pretrained(ckpt, load_encoder_model=False)
