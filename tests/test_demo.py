@@ -18,10 +18,10 @@ def test_demo_end_to_end_small(tmp_path):
     syn = m["heldout"]["synthetic"]
     assert syn["clips"] == 2 and len(syn["horizons_s"]) == 8
     for key in ("errors_l1", "errors_smooth_l1"):
-        assert set(syn[key]) == {"autoregressive", "direct", "copy-last"}
+        assert set(syn[key]) == {"autoregressive", "direct", "copy-last", "context-mean"}
         assert syn[key]["autoregressive"][0] == pytest.approx(syn[key]["direct"][0])
     report = (tmp_path / "demo" / "report.md").read_text()
-    assert "stand-in" in report and "copy-last" in report
+    assert "stand-in" in report and "copy-last" in report and "context-mean" in report
     for png in ("synthetic_rollout.png", "synthetic_horizons_mean.png", "validation_curve.png"):
         with Image.open(tmp_path / "demo" / "figures" / png) as im:
             assert im.size[0] > 200

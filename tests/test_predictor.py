@@ -195,3 +195,11 @@ def test_standardize_and_residual_options():
     out = p(ctx, times, torch.tensor([[0.7, 1.5]]))
     torch.testing.assert_close(out[0, 0], ctx[0, 1], rtol=1e-5, atol=1e-5)  # latest before 0.7 is t=0.5
     torch.testing.assert_close(out[0, 1], ctx[0, 2], rtol=1e-5, atol=1e-5)  # latest before 1.5 is t=1.0
+
+
+def test_context_mean_baseline():
+    from dinoworld.model import context_mean_prediction
+
+    ctx = torch.stack([torch.zeros(2, 2, 3), torch.full((2, 2, 3), 4.0)])[None]  # (1, 2, 2, 2, 3)
+    out = context_mean_prediction(ctx, torch.tensor([[1.0, 2.0, 3.0]]))
+    assert out.shape == (1, 3, 2, 2, 3) and torch.all(out == 2.0)

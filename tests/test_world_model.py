@@ -108,6 +108,7 @@ def test_rollout_cli_writes_figure_video_and_errors(wm, tmp_path):
     assert len(rep["horizons_s"]) == 10
     # truth exists up to the video's end (1.9 s) only; the rest is prediction without ground truth
     assert errs["copy-last"][0] is not None and errs["copy-last"][-1] is None
+    assert errs["context-mean"][0] is not None and errs["context-mean"][-1] is None
     assert errs["autoregressive"][0] == pytest.approx(errs["direct"][0])
     for f in ("rollout.png", "rollout.mp4", "rollout_horizons.png", "attention.png"):
         assert (out / f).stat().st_size > 1000

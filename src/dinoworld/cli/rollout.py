@@ -32,9 +32,9 @@ def run_rollout(args: argparse.Namespace) -> int:
     files = write_rollout_outputs(r, args.out, title=str(args.video))
     if args.attention:
         files["attention"] = attention_outputs(wm, r, args.out)
-    print(f"{'horizon':>8} {'autoregr.':>10} {'direct':>10} {'copy-last':>10}")
+    print(f"{'horizon':>8} {'autoregr.':>10} {'direct':>10} {'copy-last':>10} {'ctx-mean':>10}")
     for i, h in enumerate(r.horizons):
-        vals = [r.errors[m][i] for m in ("autoregressive", "direct", "copy-last")]
+        vals = [r.errors[m][i] for m in ("autoregressive", "direct", "copy-last", "context-mean")]
         print(f"{h:8.2f} " + " ".join(f"{v:10.4f}" if v is not None else f"{'-':>10}" for v in vals))
     for k, v in files.items():
         print(f"{k}: {v}")

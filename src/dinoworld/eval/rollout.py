@@ -2,7 +2,7 @@
 
 Used by ``dinoworld rollout`` and the demo. Errors compare predicted and encoded features of the
 true frame at the same time, for the autoregressive rollout, the direct prediction and the
-copy-last baseline, in two metrics: mean absolute error (L1) and the training objective (smooth L1,
+copy-last and context-mean (hedging) baselines, in two metrics: mean absolute error (L1) and the training objective (smooth L1,
 β = 0.1), which forgives the many small errors of a blurry prediction more than L1 does.
 """
 
@@ -18,7 +18,7 @@ import torch
 
 from ..data.video import decode_at, probe_video, resize_crop
 from ..errors import UserError
-from ..model import WorldModel, copy_last_prediction, prediction_loss
+from ..model import WorldModel, context_mean_prediction, copy_last_prediction, prediction_loss
 
 
 @dataclass
@@ -77,7 +77,8 @@ def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: 
                   is_context=np.arange(context + k) < context, true=true, autoregressive=ar, direct=direct,
                   horizons=[float(h) for h in (q[0].numpy() - actual[context - 1])])
     copy = copy_last_prediction(ctx, ctx_times, q)[0].cpu()
-    for name, preds in (("autoregressive", ar), ("direct", direct), ("copy-last", copy)):
+    hedge = context_mean_prediction(ctx, q)[0].cpu()
+    for name, preds in (("autoregressive", ar), ("direct", direct), ("copy-last", copy), ("context-mean", hedge)):
         out.errors[name] = [None if t is None else l1(p, t) for p, t in zip(preds, true[context:])]
         out.errors_smooth_l1[name] = [None if t is None else smooth_l1(p, t) for p, t in zip(preds, true[context:])]
     return out

@@ -15,7 +15,7 @@ from .folder import (
     read_model_folder,
     write_model_folder,
 )
-from .loss import copy_last_prediction, prediction_loss
+from .loss import context_mean_prediction, copy_last_prediction, prediction_loss
 from .predictor import (
     SIZES,
     ContextState,
@@ -30,7 +30,7 @@ from .world_model import StreamingPredictor, WorldModel
 __all__ = [
     "CONTROL_RATE_HZ", "SIZES", "ActionSpace", "CheckpointMeta", "ContextState", "EncoderInfo", "Predictor",
     "PredictorConfig", "StreamingPredictor", "WorldModel", "build_predictor", "checkpoint_folder",
-    "complete_checkpoints", "copy_last_prediction", "count_parameters", "group_actions", "latest_checkpoint",
+    "complete_checkpoints", "context_mean_prediction", "copy_last_prediction", "count_parameters", "group_actions", "latest_checkpoint",
     "load_predictor", "normalize_actions", "predictor_config", "prediction_loss", "read_meta", "read_model_folder",
     "ungroup_actions", "write_model_folder",
 ]

@@ -23,3 +23,11 @@ def copy_last_prediction(context: torch.Tensor, context_times: torch.Tensor, que
     masked = torch.where(earlier, context_times[:, None, :].double(), -torch.inf)
     idx = masked.argmax(dim=-1)  # (B, Tq): latest earlier frame (frame 0 if none)
     return torch.stack([context[b, idx[b]] for b in range(context.shape[0])])
+
+
+def context_mean_prediction(context: torch.Tensor, query_times: torch.Tensor) -> torch.Tensor:
+    """The hedging baseline: every query gets the mean of the context frames ``(B, T, H, W, D)``
+    -> ``(B, Tq, H, W, D)``. A model that beats copy-last only by blurring towards the mean does
+    not beat this one."""
+    mean = context.mean(dim=1, keepdim=True)
+    return mean.expand(-1, query_times.shape[1], *mean.shape[2:])
