@@ -10,26 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from typing import Any
 
 from ..errors import UserError
+from .common import log, pick_device
 from .verb import Verb
 
 DATASETS = ("cityscapes", "vspw", "kitti", "synthetic")
 
 
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:  # pragma: no cover
-        return False
 
 
 def add_forecast_args(p: argparse.ArgumentParser) -> None:
@@ -83,18 +72,18 @@ def run_forecast(args: argparse.Namespace) -> int:
     read_dense(args.dataset, args.root, args.split, TASKS[args.dataset][0])  # check the data before loading a model
     try:
         wm = WorldModel.from_pretrained(args.checkpoint, encoder_weights=args.encoder_weights,
-                                        device=args.device or ("cuda" if _cuda() else "cpu"))
+                                        device=pick_device(args.device))
     except UserError as err:
         raise UserError(f"cannot load checkpoint {args.checkpoint} with its encoder: {err}") from None
     except Exception as err:  # an encoder whose weights or code cannot be loaded
         raise UserError(f"cannot load the encoder of checkpoint {args.checkpoint}: {type(err).__name__}: "
                         f"{str(err).splitlines()[0] if str(err) else ''} (pass --encoder-weights PATH?)") from None
     wm.eval()
-    _log(f"forecasting {args.dataset} {args.split} ({args.root}) with {args.checkpoint}; encoder {wm.encoder.name}")
+    log(f"forecasting {args.dataset} {args.split} ({args.root}) with {args.checkpoint}; encoder {wm.encoder.name}")
     ev = run_forecast_eval(wm, args.dataset, args.root, args.heads, args.split, args.head_split, args.head_steps,
-                           args.head_batch_size, args.head_lr, scoring, args.max_samples, args.batch_size, _log)
+                           args.head_batch_size, args.head_lr, scoring, args.max_samples, args.batch_size, log)
     for s in ev.skipped:
-        _log(f"warning: skipped window: {s}")
+        log(f"warning: skipped window: {s}")
     print(format_table(ev.summary))
     if args.out:
         print(f"summary: {write_summary(ev, args.out)}")
@@ -126,7 +115,7 @@ def run_probe(args: argparse.Namespace) -> int:
         raise UserError("--train must be >= 0, --head-sequences and --val-sequences >= 1")
     try:
         meta = write_forecast_probe(args.out, args.train, args.head_sequences, args.val_sequences, args.size, args.fps,
-                                    args.seconds, args.train_seconds, args.objects, args.seed, progress=_log)
+                                    args.seconds, args.train_seconds, args.objects, args.seed, progress=log)
     except ValueError as err:
         raise UserError(str(err)) from None
     print(f"wrote {args.train} training videos and {args.head_sequences} + {args.val_sequences} labelled sequences "

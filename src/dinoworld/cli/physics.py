@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Callable
 
 from ..errors import UserError
 from . import forecast
+from .common import log, pick_device
 from .verb import Verb
 
 
@@ -37,17 +37,6 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
 
 
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:  # pragma: no cover
-        return False
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def run_physics(args: argparse.Namespace) -> int:
@@ -59,11 +48,11 @@ def run_physics(args: argparse.Namespace) -> int:
         raise UserError("--context, --stride and --frame-step must be >= 1")
     ps = read_pairs(args.dataset, args.root)  # check the data before loading a model
     for problem in ps.problems:
-        _log(f"warning: {problem} (skipped)")
+        log(f"warning: {problem} (skipped)")
     pairs = ps.pairs[: args.max_pairs] if args.max_pairs else ps.pairs
     try:
         wm = WorldModel.from_pretrained(args.checkpoint, encoder_weights=args.encoder_weights,
-                                        device=args.device or ("cuda" if _cuda() else "cpu"))
+                                        device=pick_device(args.device))
     except UserError as err:
         raise UserError(f"cannot load checkpoint {args.checkpoint} with its encoder: {err}") from None
     except Exception as err:  # an encoder whose weights or code cannot be loaded
@@ -74,12 +63,12 @@ def run_physics(args: argparse.Namespace) -> int:
     patch = getattr(wm.encoder, "patch_size", None)
     if patch and res % patch:
         raise UserError(f"--res {res} must be a multiple of the encoder's patch size {patch}")
-    _log(f"{len(pairs)} pairs ({args.dataset}, {args.root}); encoder {wm.encoder.name} at {res}px; "
+    log(f"{len(pairs)} pairs ({args.dataset}, {args.root}); encoder {wm.encoder.name} at {res}px; "
          f"context {args.context}, stride {args.stride}")
     ev = evaluate_pairs(wm, pairs, res, args.context, args.stride, args.gap, args.frame_step, args.image_fps,
-                        args.batch_size, progress=_log)
+                        args.batch_size, progress=log)
     for s in ev.skipped:
-        _log(f"warning: skipped unreadable video {s}")
+        log(f"warning: skipped unreadable video {s}")
     print(format_table(ev.summary))
     print(f"relative accuracy (mean surprise) {100 * ev.summary['relative_accuracy']:.1f}%, "
           f"(max) {100 * ev.summary['relative_accuracy_max']:.1f}%, copy-last "
@@ -111,7 +100,7 @@ def run_probe(args: argparse.Namespace) -> int:
     from ..envs.physics_probe import write_physics_probe
 
     meta = write_physics_probe(args.out, args.pairs, args.train, args.size, args.fps, args.seconds, args.seed,
-                               progress=_log)
+                               progress=log)
     counts: dict[str, int] = {}
     for m in meta["pairs"].values():
         counts[m["property"]] = counts.get(m["property"], 0) + 1

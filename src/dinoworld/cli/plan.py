@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .common import pick_device
 from .verb import Verb
 
 
@@ -36,8 +37,6 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ..errors import UserError
     from ..model import WorldModel
     from ..plan.cem import CEMConfig, GDConfig
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     budgets = parse_budgets(args.sweep) if args.sweep else None
     if budgets and not args.out:
         raise UserError("--sweep writes a figure: give --out DIR")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device(args.device)
     wm = WorldModel.from_pretrained(args.checkpoint, encoder_weights=args.encoder_weights, device=device)
     cfg = PlanningConfig(
         planner=args.planner, cem=CEMConfig(args.samples, args.iterations, args.topk),

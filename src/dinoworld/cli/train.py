@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from .common import pick_device
 from .verb import Verb
 
 #: what ``train`` and ``finetune`` tell the user to pass for encoder weights (they have no flag for it)
@@ -72,12 +73,10 @@ def _encode_args(p: argparse.ArgumentParser) -> None:
 def run_encode(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import torch
-
     from ..data import encode_videos_to_cache, list_videos
     from ..encoders import load_encoder
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device()
     enc = load_encoder(args.encoder, weights=args.encoder_weights, device=device,
                        weights_hint="--encoder-weights PATH")
     paths = list_videos(args.source)
