@@ -249,8 +249,6 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
         enc_meta = EncoderInfo(encoder.name, cfg.model.encoder_weights, encoder.pretrained)
     model, extra = build_model(cfg, in_dim)
     model.to(env.device)
-    if model.cfg.standardize and not cfg.finetune.init:  # a resumed run loads them back from its checkpoint
-        feature_stats_from_data(cfg, model, Featurizer(encoder, env.device), env)
     meta = CheckpointMeta(predictor=model.cfg.to_dict(), encoder=enc_meta, resolution=cfg.stages[-1].resolution,
                           train_config=to_dict(cfg), **extra)
     if kind == "trajectories":
@@ -282,6 +280,9 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and env.device.type == "cuda")
     autocast = (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
     featurize = Featurizer(encoder, env.device)
+    if found is None and _unwrap(model).cfg.standardize and not cfg.finetune.init:
+        # a fresh run only: a resumed one has them in its checkpoint, an initialised one from its init
+        feature_stats_from_data(cfg, _unwrap(model), featurize, env)
     last_step = min(cfg.total_steps, max_steps) if max_steps is not None else cfg.total_steps
 
     def save(at: int, data: dict[str, Any], rng: dict[str, Any] | None = None) -> None:
