@@ -2,7 +2,8 @@
 
 An encoder maps RGB frames ``(B, 3, H, W)`` in ``[0, 1]`` to patch tokens ``(B, H/p, W/p, D)``.
 Normalisation happens inside. Encoders are frozen: always in eval mode, no parameter requires a
-gradient, forward runs under ``torch.no_grad`` and, on CUDA, under bf16 autocast (output float32).
+gradient, forward runs under ``torch.inference_mode`` and, on CUDA, under bf16 autocast (output float32 unless asked
+for bf16).
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ class FrozenEncoder(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` in [0, 1] -> ``(B, H/p, W/p, D)`` float32."""
+    def forward(self, frames: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``(B, 3, H, W)`` in [0, 1] -> ``(B, H/p, W/p, D)`` in ``dtype`` (bf16 when the predictor runs in bf16).
+
+        Runs under ``inference_mode``; the result is a fresh ordinary tensor, usable in autograd graphs."""
         if frames.ndim != 4 or frames.shape[1] != 3:
             raise UserError(f"{self.name} expects frames of shape (B, 3, H, W), got {tuple(frames.shape)}")
         self.grid(frames.shape[2], frames.shape[3])
@@ -69,6 +72,6 @@ class FrozenEncoder(nn.Module):
             if x.device.type == "cuda" and self.autocast_dtype is not None
             else contextlib.nullcontext()
         )
-        with amp:
+        with torch.inference_mode(), amp:
             out = self.tokens(x)
-        return out.float()
+        return out.to(dtype, copy=True)  # outside inference_mode: an ordinary tensor

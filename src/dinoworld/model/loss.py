@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .attention import sees
+
 #: Smooth-L1 transition point of the paper (App. A.2).
 BETA = 0.1
 
@@ -14,15 +16,15 @@ def prediction_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = BETA
     return F.smooth_l1_loss(pred.float(), target.float(), beta=beta)
 
 
-def copy_last_prediction(context: torch.Tensor, context_times: torch.Tensor, query_times: torch.Tensor) -> torch.Tensor:
-    """The copy-last baseline: each query gets the latest context frame strictly before it.
-
-    context ``(B, T, H, W, D)``, times ``(B, T)`` / ``(B, Tq)`` -> ``(B, Tq, H, W, D)``.
-    """
-    earlier = context_times[:, None, :] < query_times[:, :, None]  # (B, Tq, T)
-    masked = torch.where(earlier, context_times[:, None, :].double(), -torch.inf)
-    idx = masked.argmax(dim=-1)  # (B, Tq): latest earlier frame (frame 0 if none)
-    return torch.stack([context[b, idx[b]] for b in range(context.shape[0])])
+def copy_last_prediction(context: torch.Tensor, context_times: torch.Tensor, query_times: torch.Tensor,
+                         context_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The copy-last baseline: each query gets the latest real context frame strictly before it
+    (frame 0 when there is none). context ``(B, T, H, W, D)``, times ``(B, T)`` / ``(B, Tq)``,
+    ``context_mask (B, T)`` (False = padding) -> ``(B, Tq, H, W, D)``."""
+    real = torch.ones_like(context_times, dtype=torch.bool) if context_mask is None else context_mask
+    earlier = sees(context_times[:, None, :], real[:, None, :], query_times[:, :, None])  # (B, Tq, T)
+    idx = torch.where(earlier, context_times[:, None, :].double(), -torch.inf).argmax(dim=-1)  # (B, Tq)
+    return torch.gather(context, 1, idx[:, :, None, None, None].expand(-1, -1, *context.shape[2:]))
 
 
 def context_mean_prediction(context: torch.Tensor, query_times: torch.Tensor) -> torch.Tensor:

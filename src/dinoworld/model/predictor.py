@@ -24,11 +24,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import UserError
+from .attention import AttentionPlan, attend, plan_attention, resolve_backend
+from .loss import copy_last_prediction
 from .rope import apply_rope, rope_angles, rope_periods, token_coords
 
 
@@ -138,27 +139,26 @@ class CrossAttentionBlock(nn.Module):
         k, v = self.kv(ctx).chunk(2, dim=-1)
         return apply_rope(self._heads(k), cos, sin), self._heads(v)
 
-    def attend(
-        self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], cos: torch.Tensor, sin: torch.Tensor,
-        mask: torch.Tensor | None,
-    ) -> torch.Tensor:
+    def attend(self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], cos: torch.Tensor, sin: torch.Tensor,
+               plan: AttentionPlan | None) -> torch.Tensor:
         """Multi-head cross-attention output ``(B, M, dim)`` for queries ``q`` ``(B, M, dim)``."""
         qh = apply_rope(self._heads(self.q(self.norm1(q))), cos, sin)
-        out = F.scaled_dot_product_attention(qh, kv[0], kv[1], attn_mask=mask)
+        out = attend(qh, kv[0], kv[1], plan)
         b, _, m, _ = out.shape
         return self.proj(out.transpose(1, 2).reshape(b, m, -1))
 
     def attention_weights(self, q, kv, cos, sin, mask) -> torch.Tensor:
-        """Softmax attention of queries ``(B, M, dim)`` over context tokens, averaged over heads -> ``(B, M, N)``."""
+        """Softmax attention of queries ``(B, M, dim)`` over context tokens, averaged over heads -> ``(B, M, N)``.
+        ``mask`` is a dense ``(B, 1, M, N)`` boolean mask or None."""
         qh = apply_rope(self._heads(self.q(self.norm1(q))), cos, sin)
         logits = qh @ kv[0].transpose(-1, -2) / qh.shape[-1] ** 0.5  # (B, h, M, N)
         if mask is not None:
             logits = logits.masked_fill(~mask, float("-inf"))
         return logits.softmax(dim=-1).mean(dim=1)
 
-    def forward(self, q, kv, cos, sin, mask, keep):  # type: ignore[override]
-        att = self.attend(q, kv, cos, sin, mask)
-        q = q + (att if keep is None else att * keep)
+    def forward(self, q, kv, cos, sin, plan):  # type: ignore[override]
+        att = self.attend(q, kv, cos, sin, plan)
+        q = q + (att if plan is None or plan.keep is None else att * plan.keep)
         return q + self.mlp(self.norm2(q))
 
 
@@ -214,6 +214,8 @@ class Predictor(nn.Module):
             self.register_buffer("feature_mean", torch.zeros(cfg.in_dim))
             self.register_buffer("feature_std", torch.ones(cfg.in_dim))
         self.grad_checkpointing = False
+        #: attention backend (see :mod:`.attention`): auto = flex on CUDA, grouped elsewhere; dense = reference
+        self.attention_backend = "auto"
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -312,28 +314,18 @@ class Predictor(nn.Module):
     ) -> torch.Tensor:
         """Predict features at ``query_times (B, Tq)`` from a :class:`ContextState` -> ``(B, Tq, H, W, D)``.
 
-        ``probe(i, block, q, kv, cos, sin, mask)``, if given, is called before each block (for
+        ``probe(i, block, q, kv, cos, sin, plan)``, if given, is called before each block (for
         attention maps). ``all_visible=True`` promises that every context frame is real and earlier
         than every query (autoregressive rollouts): no mask is built and nothing is read back from
         the device.
         """
         b, tq = query_times.shape
         h, w = query_size or state.hw
-        hw, n_ctx = h * w, state.times.shape[1] * state.hw[0] * state.hw[1]
+        hw = h * w
         # Frame-level visibility (Eq. 2): strictly earlier context frames, no padding frames.
-        keep = None
-        if not all_visible:
-            visible = (state.times[:, None, :] < query_times[:, :, None]) & state.mask[:, None, :]  # (B, Tq, T)
-        if all_visible or visible.all():
-            mask = None
-        else:
-            blind = ~visible.any(dim=-1)  # queries with nothing to look at: attention adds zero
-            if blind.any():
-                visible = visible | blind[:, :, None]
-                keep = (~blind).repeat_interleave(hw, dim=1)[:, :, None].to(self.query.dtype)
-            s_hw = state.hw[0] * state.hw[1]
-            mask = visible[:, :, None, :, None].expand(b, tq, hw, visible.shape[-1], s_hw)
-            mask = mask.reshape(b, 1, tq * hw, n_ctx)
+        plan = None if all_visible else plan_attention(
+            state.times, state.mask, query_times, hw, state.hw[0] * state.hw[1],
+            resolve_backend(self.attention_backend, query_times.device), self.query.dtype)
         coords = token_coords(query_times.double() - state.t0[:, None], h, w)
         cos, sin = rope_angles(coords, self.periods)
         q = self.query.expand(b, tq * hw, -1)
@@ -346,11 +338,11 @@ class Predictor(nn.Module):
             a = self.action_proj(actions.to(self.query.dtype)).repeat_interleave(hw, dim=1)  # (B, Tq*H*W, D')
         for i, blk in enumerate(self.blocks):
             if probe is not None:
-                probe(i, blk, q, state.kv[i], cos, sin, mask)
+                probe(i, blk, q, state.kv[i], cos, sin, plan)
             if self.grad_checkpointing and torch.is_grad_enabled():
-                q = checkpoint(blk, q, state.kv[i], cos, sin, mask, keep, use_reentrant=False)
+                q = checkpoint(blk, q, state.kv[i], cos, sin, plan, use_reentrant=False)
             else:
-                q = blk(q, state.kv[i], cos, sin, mask, keep)
+                q = blk(q, state.kv[i], cos, sin, plan)
             if a is not None:
                 q = self.action_blocks[i](q, a)
         out = self.out_proj(self.out_norm(q)).view(b, tq, h, w, self.cfg.in_dim)
@@ -363,10 +355,7 @@ class Predictor(nn.Module):
         """Per query, the latest real context frame strictly before it (the first one if none) -> (B, Tq, H, W, D)."""
         if tuple(hw) != tuple(state.hw):
             raise UserError(f"a residual predictor predicts on its context grid {state.hw}, not {tuple(hw)}")
-        earlier = (state.times[:, None, :] < query_times[:, :, None]) & state.mask[:, None, :]  # (B, Tq, T)
-        score = torch.where(earlier, state.times[:, None, :].double(), -torch.inf)
-        idx = score.argmax(dim=-1)  # (B, Tq); all -inf -> 0
-        return torch.gather(state.feats, 1, idx[:, :, None, None, None].expand(-1, -1, *state.feats.shape[2:]))
+        return copy_last_prediction(state.feats, state.times, query_times, state.mask)
 
     @torch.no_grad()
     def attention_maps(self, context: torch.Tensor, context_times: torch.Tensor, query_time: torch.Tensor,
@@ -380,9 +369,9 @@ class Predictor(nn.Module):
         state = self.encode_context(context, context_times)
         maps: dict[int, torch.Tensor] = {}
 
-        def probe(i, blk, q, kv, cos, sin, mask):
+        def probe(i, blk, q, kv, cos, sin, plan):
             if i in blocks:
-                m = None if mask is None else mask[:, :, token : token + 1]
+                m = None if plan is None else plan.vis.dense()[:, :, token : token + 1]
                 maps[i] = blk.attention_weights(q[:, token : token + 1], kv, cos[:, :, token : token + 1],
                                                 sin[:, :, token : token + 1], m)[:, 0]
 
@@ -407,6 +396,31 @@ class Predictor(nn.Module):
 def build_predictor(size: str | PredictorConfig | dict = "base", **overrides: Any) -> Predictor:
     """Build a randomly initialised predictor, e.g. ``build_predictor("base", action_dim=10)``."""
     return Predictor(predictor_config(size, **overrides))
+
+
+#: how a predictor can be compiled (see :func:`compile_predictor`)
+COMPILE_MODES = ("auto", "none", "blocks", "model")
+
+
+def compile_predictor(pred: Predictor, mode: str = "auto", device: torch.device | None = None) -> str:
+    """``torch.compile`` a predictor in place (state-dict keys unchanged); returns the mode applied.
+
+    ``blocks`` compiles each cross-attention and action block (identical blocks share one graph;
+    the mask planning and other data-dependent code stay eager); ``model`` compiles the whole
+    forward; ``auto`` is ``blocks`` on CUDA and ``none`` elsewhere (CPU compilation does not pay off
+    for the small models run there).
+    """
+    if mode not in COMPILE_MODES:
+        raise UserError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
+    if mode == "auto":
+        dev = device if device is not None else pred.query.device
+        mode = "blocks" if torch.device(dev).type == "cuda" else "none"
+    if mode == "blocks":
+        for blk in [*pred.blocks, *(pred.action_blocks or [])]:
+            blk.compile()
+    elif mode == "model":
+        pred.compile()
+    return mode
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

@@ -86,6 +86,12 @@ class TrainConfig:
     keep_checkpoints: int = 3
     precision: str = "auto"  #: "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16", "fp32"
     activation_checkpointing: bool = False
+    #: torch.compile: "auto" (per block on CUDA, off on CPU), "blocks" (each block), "model" (the whole
+    #: predictor), "none". See benchmarks/train_step.py and the README's throughput table.
+    compile: str = "auto"
+    #: attention backend: "auto" (FlexAttention on CUDA, grouped maskless SDPA on CPU), "flex",
+    #: "grouped", "dense" (the reference: SDPA with the materialised boolean mask)
+    attention: str = "auto"
     strategy: str = "auto"  #: "auto" (FSDP2 for giant, DDP otherwise when distributed), "ddp", "fsdp"
     tensorboard: bool = True
     progress: bool = True

@@ -27,7 +27,8 @@ from ..data.featurize import Featurizer
 from ..progress import progress_bar
 from ..encoders import load_encoder
 from ..errors import UserError
-from ..model import Predictor, build_predictor, prediction_loss
+from ..model import Predictor, build_predictor, compile_predictor, prediction_loss
+from ..model.attention import resolve_backend
 from ..model.folder import CheckpointMeta, EncoderInfo, latest_checkpoint, load_predictor
 from .checkpoint import remove_stale_writes, resume_point, save_checkpoint
 from .config import TrainConfig
@@ -249,13 +250,17 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
         enc_meta = EncoderInfo(encoder.name, cfg.model.encoder_weights, encoder.pretrained)
     model, extra = build_model(cfg, in_dim)
     model.to(env.device)
+    resolve_backend(cfg.attention, env.device)  # an unknown name fails here, not at the first step
+    model.attention_backend = cfg.attention
+    compile_predictor(model, cfg.compile, env.device)  # before wrapping: DDP/FSDP2 wrap the compiled blocks
     meta = CheckpointMeta(predictor=model.cfg.to_dict(), encoder=enc_meta, resolution=cfg.stages[-1].resolution,
                           train_config=to_dict(cfg), **extra)
     if kind == "trajectories":
         meta = dataclasses.replace(meta, **trajectory_meta(cfg))
 
     model = wrap_model(model, env, cfg.strategy, cfg.model.size)
-    optimizer = torch.optim.AdamW(param_groups(model, o.weight_decay), lr=o.lr, betas=tuple(o.betas))
+    optimizer = torch.optim.AdamW(param_groups(model, o.weight_decay), lr=o.lr, betas=tuple(o.betas),
+                                  fused=env.device.type == "cuda")  # float32 master weights; one kernel per step
     lr_factor(0, o.warmup_steps, cfg.total_steps, o.schedule)  # validate the schedule name up front
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, o.warmup_steps, cfg.total_steps, o.schedule, o.min_lr_ratio))
@@ -279,7 +284,7 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
     logger = MetricsLogger(out, env.is_main, cfg.tensorboard, start_step=step)
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and env.device.type == "cuda")
     autocast = (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
-    featurize = Featurizer(encoder, env.device)
+    featurize = Featurizer(encoder, env.device, torch.bfloat16 if use_bf16 else torch.float32)
     if found is None and _unwrap(model).cfg.standardize and not cfg.finetune.init:
         # a fresh run only: a resumed one has them in its checkpoint, an initialised one from its init
         feature_stats_from_data(cfg, _unwrap(model), featurize, env)
