@@ -63,6 +63,21 @@ def test_resume_is_exact(videos, tmp_path):
     assert torch.equal(state["query"], straight.query.detach())
 
 
+def test_resume_is_exact_with_workers(videos, tmp_path):
+    """With 2 DataLoader workers too, 3 steps + 3 resumed steps train on the same clips as 6 steps.
+
+    3 micro-batches a step: the save falls after an odd number of batches, mid-turn between the
+    workers, and past the end of an epoch (18 clips from 8 videos).
+    """
+    workers = ("data.num_workers=2", "optim.batch_size=6")
+    straight = _run(videos, tmp_path / "a", *workers, resume=False)["model"]
+    _run(videos, tmp_path / "b", *workers, resume=False, max_steps=3)
+    resumed = _run(videos, tmp_path / "b", *workers)
+    assert resumed["start_step"] == 3 and resumed["step"] == 6
+    for (n, p), q in zip(straight.named_parameters(), resumed["model"].parameters()):
+        assert torch.equal(p, q), n
+
+
 def test_killed_checkpoint_write_is_ignored(videos, tmp_path):
     _run(videos, tmp_path, resume=False, max_steps=3)
     root = tmp_path / "checkpoints"

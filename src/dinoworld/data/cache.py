@@ -308,7 +308,7 @@ class FeatureClipDataset(ResumableStream):
         source   str
         skipped  int           videos too short for the clip since the previous sample
         skipped_sources str    those skipped for the first time, newline-joined (see ResumableStream)
-        data_pos (3,) int64    position after this sample, for :meth:`observe`
+        data_pos (5,) int64    position after this sample and its worker, for :meth:`observe`
 
     Sharding, shuffling, resume and the all-too-short error work as in ``VideoClipDataset``.
     """

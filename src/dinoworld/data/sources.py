@@ -217,17 +217,15 @@ class VideoClipDataset(ResumableStream):
         source   str           path, or "<shard>::<member>" for tar shards
         skipped  int           bad files this worker skipped since its previous sample
         skipped_sources str    those skipped for the first time, newline-joined (see ResumableStream)
-        data_pos (3,) int64    (epoch, index, member) after this sample, for :meth:`observe`
+        data_pos (5,) int64    position after this sample and its worker, for :meth:`observe`
 
     Each video gives one clip per epoch; each tar shard is a unit read whole by one worker.
     Corrupt, truncated, empty, audio-only and too-short files are skipped with a
     :class:`SkippedVideoWarning` and counted. If no file of an epoch is usable a :class:`UserError`
     is raised instead of looping forever.
 
-    Resume: ``state_dict()`` / ``load_state_dict()`` hold ``(epoch, index, member)``. With
-    ``num_workers=0`` the resumed stream is exactly the continuation. With workers, call
-    :meth:`observe` on each consumed batch; resuming then skips what other workers had prefetched
-    (at most about ``num_workers * prefetch_factor * batch_size`` units) and never repeats.
+    Resume: call :meth:`observe` on each consumed batch; ``state_dict()`` / ``load_state_dict()``
+    then continue exactly, with or without DataLoader workers (with the same ``num_workers``).
     """
 
     def __init__(

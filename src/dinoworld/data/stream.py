@@ -40,7 +40,9 @@ class ResumableStream(IterableDataset):
     Each sample's randomness comes from ``rng([seed, epoch, unit_position, member])``, so the clips
     do not depend on the number of workers, only their order does.
 
-    Position ``(epoch, index, member)``: ``index`` counts this rank's units in epoch order.
+    Position ``(epoch, index, member)``: ``index`` counts this rank's units in epoch order; worker
+    ``w`` of ``n`` handles the indices ``w, w + n, ...`` and keeps its own position (its epochs roll
+    over on their own). Resume is exact with or without DataLoader workers (see :meth:`observe`).
 
     Skips: every sample carries ``skipped`` (skip events since this worker's previous sample) and
     ``skipped_sources`` (the sources this worker skipped for the first time since then, joined by
@@ -53,7 +55,8 @@ class ResumableStream(IterableDataset):
             raise ValueError(f"need 0 <= rank < world_size, got {rank=}, {world_size=}")
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
         self.loop, self.shuffle = bool(loop), bool(shuffle)
-        self._epoch, self._index, self._member = 0, 0, 0
+        self._positions: list[tuple[int, int, int]] = [(0, 0, 0)]  # per logical worker
+        self._next_worker = 0  # the logical worker whose batch comes next
         self.skipped_total = 0  # skip events, in this process only (a bad video is skipped every epoch)
         self.skipped_sources: set[str] = set()  # distinct skipped sources, in this process only
 
@@ -99,39 +102,58 @@ class ResumableStream(IterableDataset):
         return self._units()[int(order[gpos % len(order)])]
 
     # -- resume
-    def state_dict(self) -> dict[str, int]:
-        """Data position; exact when iterated in this process (``num_workers=0``)."""
-        return {
-            "epoch": self._epoch,
-            "index": self._index,
-            "member": self._member,
-            "seed": self.seed,
-        }
+    def state_dict(self) -> dict[str, Any]:
+        """Data position: each logical worker's ``workers`` position and the ``next_worker`` due.
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+        ``epoch/index/member`` is the furthest of them (what older versions saved).
+        """
+        epoch, index, member = max(self._positions)
+        return {"epoch": epoch, "index": index, "member": member, "seed": self.seed,
+                "workers": [list(p) for p in self._positions], "next_worker": self._next_worker}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a position saved by :meth:`state_dict` (before creating the DataLoader)."""
         if int(state.get("seed", self.seed)) != self.seed:
             warnings.warn(f"data seed changed ({state['seed']} -> {self.seed}); order will differ")
-        self._epoch = int(state["epoch"])
-        self._index = int(state["index"])
-        self._member = int(state.get("member", 0))
+        furthest = [state["epoch"], state["index"], state.get("member", 0)]
+        self._positions = [tuple(int(v) for v in p) for p in state.get("workers", [furthest])]
+        self._next_worker = int(state.get("next_worker", 0))
 
     def observe(self, batch: dict[str, Any]) -> None:
-        """Record a consumed (collated) batch's position; needed to resume with ``num_workers > 0``.
+        """Record a consumed (collated) batch; call it on every batch taken from a DataLoader.
 
-        Each sample carries ``data_pos`` = the position *after* it; the furthest one wins, so on
-        resume units that were still in flight in other workers are skipped (never repeated).
+        Each sample's ``data_pos`` is its worker's position after it, then that (logical) worker
+        and the number of workers. A DataLoader takes whole batches from its workers in turn
+        (0, 1, ..., n-1, 0, ...), so the batch's last sample tells where its worker goes on and
+        that the next worker is due. On resume each worker starts from its own position and the
+        due one makes the first batch: the clips that workers had prefetched are not lost.
         """
-        pos = torch.as_tensor(batch["data_pos"]).reshape(-1, 3).tolist()
-        best = max(map(tuple, pos))
-        if best > (self._epoch, self._index, self._member):
-            self._epoch, self._index, self._member = (int(v) for v in best)
+        *pos, worker, num_workers = torch.as_tensor(batch["data_pos"]).reshape(-1, 5)[-1].tolist()
+        self._adopt(num_workers, warn=True)
+        self._positions[worker] = tuple(pos)
+        self._next_worker = (worker + 1) % num_workers
+
+    def _adopt(self, num_workers: int, warn: bool) -> None:
+        """Fit the saved positions to ``num_workers``.
+
+        Positions saved for another number of workers (or by a version without per-worker
+        positions) cannot be split: every worker then starts after the furthest consumed sample.
+        """
+        if len(self._positions) == num_workers:
+            return
+        furthest = max(self._positions)
+        if warn and furthest > (0, 0, 0):
+            warnings.warn("the data position was saved for another number of DataLoader workers: "
+                          "resuming after the furthest consumed clip (clips prefetched by others are skipped)")
+        self._positions, self._next_worker = [furthest] * num_workers, 0
 
     # -- iteration
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         num_workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
-        epoch, index, member = self._epoch, self._index, self._member
+        self._adopt(num_workers, warn=info is None)  # in a worker process, observe() warns instead
+        worker = (worker + self._next_worker) % num_workers  # logical: the due one makes the first batch
+        epoch, index, member = self._positions[worker]
         pending_skips, pending_sources = 0, []
         while True:
             plan = self._rank_plan(epoch, num_workers)  # rank-local index -> global position
@@ -146,7 +168,7 @@ class ResumableStream(IterableDataset):
                 first = member if local == index else 0
                 for out in self._process(unit, epoch, gpos, first):
                     attempted += 1
-                    self._epoch, self._index, self._member = epoch, local, out.member + 1
+                    self._positions[worker] = (epoch, local, out.member + 1)
                     if out.sample is None:
                         pending_skips += 1
                         self.skipped_total += 1
@@ -159,17 +181,17 @@ class ResumableStream(IterableDataset):
                     sample = out.sample
                     sample["skipped"] = pending_skips
                     sample["skipped_sources"] = "\n".join(pending_sources)
-                    sample["data_pos"] = torch.tensor([epoch, local, out.member + 1])
+                    sample["data_pos"] = torch.tensor([epoch, local, out.member + 1, worker, num_workers])
                     pending_skips, pending_sources = 0, []
                     yield sample
-                self._epoch, self._index, self._member = epoch, local + 1, 0
+                self._positions[worker] = (epoch, local + 1, 0)
             if yielded == 0 and whole_epoch:
                 if attempted > 0:
                     self._no_usable_units(epoch, num_workers, worker)
                     return  # this worker's share is all bad; the others continue
                 raise UserError(f"no videos found in {self._describe()}; check the sources")
             epoch, index, member = epoch + 1, 0, 0
-            self._epoch, self._index, self._member = epoch, 0, 0
+            self._positions[worker] = (epoch, 0, 0)
             if not self.loop:
                 return
 

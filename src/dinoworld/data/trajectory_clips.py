@@ -162,7 +162,7 @@ class TrajectoryClipDataset(ResumableStream):
         episode  int               episode id (file number, or index for DINO-WM data)
         start    int               first frame index
         source   str
-        skipped  int, data_pos (3,) as in :class:`ResumableStream`
+        skipped  int, data_pos (5,) as in :class:`ResumableStream`
     """
 
     def __init__(self, info: TrajectoryInfo, episodes: Sequence[int], num_frames: int = 4, frameskip: int = 5,

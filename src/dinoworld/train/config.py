@@ -25,7 +25,7 @@ class DataConfig:
     dt_min: float = DT_MIN
     dt_max: float = DT_MAX
     crop: str = "crop"  #: aspect-ratio policy: "crop" (short side resize + centre crop) or "resize"
-    num_workers: int = 4  #: DataLoader workers per rank (0 = in process; exact resume)
+    num_workers: int = 4  #: DataLoader workers per rank (0 = in process); resume is exact when unchanged
     frameskip: int = 5  #: trajectories only: frames skipped between steps (actions concatenated)
 
 

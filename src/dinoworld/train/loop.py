@@ -99,6 +99,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 def _loader(stream, batch_size: int, num_workers: int) -> Iterator[dict[str, Any]]:
     from torch.utils.data import DataLoader
 
+    # Batches come from the workers in turn (in order, the default), which stream.observe relies on.
     loader = DataLoader(stream, batch_size=batch_size, num_workers=num_workers, drop_last=True,
                         persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
     return iter(loader)
