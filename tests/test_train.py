@@ -188,3 +188,17 @@ def test_one_default_gap_range_for_every_stream():
         sig = inspect.signature(cls)
         assert (sig.parameters["dt_min"].default, sig.parameters["dt_max"].default) == (DT_MIN, DT_MAX), cls
     assert (DataConfig().dt_min, DataConfig().dt_max) == (DT_MIN, DT_MAX)
+
+
+def test_an_hf_encoder_folder_trains_and_reloads_by_name(videos, tmp_path):
+    """``model.encoder=hf:<folder>`` flows into the checkpoint and back through WorldModel.from_pretrained."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    from dinoworld.model import WorldModel
+
+    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                             patch_size=7, image_size=28)).save_pretrained(tmp_path / "enc")
+    name = f"hf:{tmp_path / 'enc'}"
+    _run(videos, tmp_path / "run", f"model.encoder={name}", "stages=[{steps: 2, resolution: 28}]", resume=False)
+    wm = WorldModel.from_pretrained(tmp_path / "run")
+    assert wm.meta.encoder.name == wm.encoder.name == name and wm.predictor.cfg.in_dim == 32

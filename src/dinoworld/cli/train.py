@@ -61,8 +61,10 @@ def run_train(args: argparse.Namespace) -> int:
 def _encode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="videos: folder, manifest (.txt/.csv/.jsonl) or tar shards")
     p.add_argument("--out", required=True, help="cache folder (rerun the same command to resume)")
-    p.add_argument("--encoder", default="dinov2-b14-reg", help="frozen encoder (default dinov2-b14-reg)")
-    p.add_argument("--encoder-weights", help="local folder/file or hub id of the encoder weights")
+    p.add_argument("--encoder", default="dinov2-b14-reg",
+                   help="frozen encoder (default dinov2-b14-reg; also dinov3-s16/b16/l16, hf:<hub id or folder>)")
+    p.add_argument("--encoder-weights",
+                   help="local folder/file (also a torch.hub DINOv2 .pth) or hub id of the encoder weights")
     p.add_argument("--fps", type=float, default=8.0, help="frames per second to cache (default 8)")
     p.add_argument("--resolution", type=int, default=224, help="square frame side (multiple of the patch size)")
     p.add_argument("--batch-size", type=int, default=16)

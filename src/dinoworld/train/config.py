@@ -33,7 +33,8 @@ class DataConfig:
 class ModelConfig:
     size: str = "giant"  #: predictor size (tiny, small, base, large, giant); the paper's main model is giant
     predictor: dict[str, Any] = field(default_factory=dict)  #: overrides of PredictorConfig fields
-    encoder: str = "dinov2-b14-reg"  #: frozen encoder name (see `dinoworld.encoders.ENCODER_NAMES`)
+    #: frozen encoder: a name in `dinoworld.encoders.ENCODER_NAMES` or "hf:<hub id or folder>"
+    encoder: str = "dinov2-b14-reg"
     encoder_weights: str | None = None  #: hub id or local path of the encoder weights (None = default hub id)
     action_dim: int = 0  #: > 0 adds action blocks (fine-tuning)
 
