@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from dinoworld.model import build_predictor
+from dinoworld.model import build_predictor, compile_predictor
 from dinoworld.plan import CEMConfig, LatentRollout, cem, latent_distance, naive_rollout
 
 
@@ -54,8 +54,7 @@ def main() -> None:
     dtype = torch.bfloat16 if a.bf16 else torch.float32
     pred = pred.to(device, dtype)
     if a.compile:
-        for blk in pred.blocks:
-            blk.compile()
+        compile_predictor(pred, "blocks")
     e, g = a.episodes, a.grid
     ctx = torch.randn(e, a.context, g, g, a.dim, device=device, dtype=dtype)
     times = torch.arange(a.context, device=device, dtype=torch.float32).expand(e, -1) * 0.5

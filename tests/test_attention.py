@@ -9,7 +9,7 @@ import torch
 
 from dinoworld.errors import UserError
 from dinoworld.model import build_predictor
-from dinoworld.model.attention import Visibility, plan_attention, resolve_backend
+from dinoworld.model.attention import Visibility, flex_block_mask, plan_attention, resolve_backend
 
 
 def _clip(seed: int, b: int = 3, t: int = 5, tq: int = 3, sort: bool = True):
@@ -118,3 +118,22 @@ def test_auto_backend_is_grouped_on_cpu_and_unknown_names_are_refused():
     assert resolve_backend("dense", torch.device("cpu")) == "dense"
     with pytest.raises(UserError, match="unknown attention backend"):
         resolve_backend("sparse", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("hw_q,hw_kv", [(4, 6), (256, 256), (100, 300)])
+def test_flex_block_mask_equals_the_token_level_construction(hw_q, hw_kv):
+    """The block mask built from frame-level counts equals FlexAttention's own, built by evaluating
+    the mask_mod on every token pair (tiles that straddle frames included)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    times, mask, q_times = _clip(4)
+    vis = Visibility(times, mask, q_times, hw_q, hw_kv)
+    ours = flex_block_mask(vis)
+    theirs = create_block_mask(lambda b, h, q, kv: vis.mask_mod(b, h, q, kv), 3, None, 3 * hw_q, 5 * hw_kv)
+    assert torch.equal(ours.to_dense(), theirs.to_dense())
+    assert torch.equal(ours.kv_num_blocks, theirs.kv_num_blocks)
+    assert torch.equal(ours.full_kv_num_blocks, theirs.full_kv_num_blocks)
+    dense = vis.dense()[:, 0]
+    tiles = torch.nn.functional.pad(dense, (0, -dense.shape[-1] % 128, 0, -dense.shape[-2] % 128))
+    visible_tiles = tiles.unflatten(1, (-1, 128)).unflatten(3, (-1, 128)).any(dim=(2, 4))
+    assert torch.equal(ours.to_dense()[:, 0].bool(), visible_tiles)

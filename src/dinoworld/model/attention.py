@@ -15,6 +15,7 @@ query embedding passed through the MLPs, in every backend.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,9 +154,10 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, vis: Vi
 
 # ---------------------------------------------------------------------------------- FlexAttention
 def _flex_available() -> bool:
-    import importlib.util
+    return _HAS_FLEX
 
-    return importlib.util.find_spec("torch.nn.attention.flex_attention") is not None
+
+_HAS_FLEX = importlib.util.find_spec("torch.nn.attention.flex_attention") is not None
 
 
 _COMPILED_FLEX = None
@@ -174,13 +176,39 @@ def _flex(device: torch.device):
     return _COMPILED_FLEX
 
 
-def flex_block_mask(vis: Visibility):
-    """The FlexAttention block mask of :meth:`Visibility.mask_mod` (skips blocks nobody sees)."""
-    from torch.nn.attention.flex_attention import create_block_mask
+def flex_block_mask(vis: Visibility, block: int = 128):
+    """The FlexAttention block mask of :meth:`Visibility.mask_mod`, built from frame-level visibility.
+
+    Tokens of a frame are contiguous, so the number of visible pairs in each (query block, key
+    block) tile is ``overlap_q @ frames @ overlap_kᵀ`` (token counts of each frame in each block):
+    two small matmuls instead of evaluating the mask on every token pair. Tiles with every pair
+    visible are "full" (no mask_mod inside), tiles with some are "partial", the rest are skipped.
+    """
+    from torch.nn.attention.flex_attention import BlockMask
 
     b, tq = vis.query_times.shape
     t = vis.context_times.shape[1]
-    def mask_mod(b_idx, h_idx, q_idx, kv_idx):  # create_block_mask wants a plain 4-argument function
+    q_len, kv_len = tq * vis.hw_q, t * vis.hw_kv
+    dev = vis.query_times.device
+    counts = _overlap(tq, vis.hw_q, block, dev) @ vis.frames().float() @ _overlap(t, vis.hw_kv, block, dev).T
+    full = counts == block * block  # (B, Qb, Kb); tiles reaching past the sequence end are never full
+    partial = (counts > 0) & ~full
+
+    def ordered(tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (B, 1, Qb), (B, 1, Qb, Kb)
+        tiles = tiles[:, None].to(torch.int8)
+        return tiles.sum(-1, dtype=torch.int32), tiles.argsort(dim=-1, descending=True, stable=True).to(torch.int32)
+
+    def mask_mod(b_idx, h_idx, q_idx, kv_idx):  # FlexAttention wants a plain 4-argument function
         return vis.mask_mod(b_idx, h_idx, q_idx, kv_idx)
 
-    return create_block_mask(mask_mod, b, None, tq * vis.hw_q, t * vis.hw_kv, device=vis.query_times.device)
+    return BlockMask.from_kv_blocks(*ordered(partial), *ordered(full), BLOCK_SIZE=block, mask_mod=mask_mod,
+                                    seq_lengths=(q_len, kv_len))
+
+
+def _overlap(frames: int, tokens: int, block: int, device) -> torch.Tensor:
+    """``(num_blocks, frames)``: how many tokens of each frame fall in each block of ``block`` tokens."""
+    n_blocks = -(-frames * tokens // block)
+    starts = torch.arange(n_blocks, device=device)[:, None] * block
+    f_lo = torch.arange(frames, device=device)[None, :] * tokens
+    lo, hi = torch.maximum(starts, f_lo), torch.minimum(starts + block, f_lo + tokens)
+    return (hi - lo).clamp_min(0).float()
