@@ -54,7 +54,7 @@ def main() -> None:
     dtype = torch.bfloat16 if a.bf16 else torch.float32
     pred = pred.to(device, dtype)
     if a.compile:
-        compile_predictor(pred, "blocks")
+        compile_predictor(pred, "blocks")  # the whole model would recompile per horizon step
     e, g = a.episodes, a.grid
     ctx = torch.randn(e, a.context, g, g, a.dim, device=device, dtype=dtype)
     times = torch.arange(a.context, device=device, dtype=torch.float32).expand(e, -1) * 0.5

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 
 import pytest
 import torch
 
 from dinoworld.errors import UserError
-from dinoworld.model import build_predictor
+from dinoworld.model import build_predictor, compile_predictor
 from dinoworld.model.attention import Visibility, flex_block_mask, plan_attention, resolve_backend
 
 
@@ -69,7 +70,9 @@ def test_flex_on_cuda_matches_dense_with_gradients(dtype):
     feats = torch.randn(3, 5, 16, 16, 16, device=dev, dtype=dtype)  # 256 tokens per frame: whole blocks
     ref, ref_grads = _forward_backward(pred, "dense", feats, times, mask, q_times)
     out, grads = _forward_backward(pred, "flex", feats, times, mask, q_times)
-    tol = dict(rtol=2e-2, atol=2e-2) if dtype == torch.bfloat16 else dict(rtol=1e-4, atol=1e-5)
+    # fp32: the dense fp32 reference itself is 6e-4 (of each gradient's max) away from float64 on
+    # some LayerNorm gradients, so kernels with another summation order cannot be held to 1e-4
+    tol = dict(rtol=2e-2, atol=2e-2) if dtype == torch.bfloat16 else dict(rtol=2e-3, atol=2e-3)
     torch.testing.assert_close(out, ref, **tol)
     for name in ref_grads:
         scale = ref_grads[name].abs().max().clamp_min(1e-6)
@@ -137,3 +140,36 @@ def test_flex_block_mask_equals_the_token_level_construction(hw_q, hw_kv):
     tiles = torch.nn.functional.pad(dense, (0, -dense.shape[-1] % 128, 0, -dense.shape[-2] % 128))
     visible_tiles = tiles.unflatten(1, (-1, 128)).unflatten(3, (-1, 128)).any(dim=(2, 4))
     assert torch.equal(ours.to_dense()[:, 0].bool(), visible_tiles)
+
+
+@pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")),
+                    reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_blocks_match_eager():
+    """``compile_predictor(..., "blocks")`` changes no output (CPU inductor; slow path kept small)."""
+    pred = build_predictor("tiny", in_dim=16)
+    times, mask, q_times = _clip(5)
+    feats = torch.randn(3, 5, 2, 2, 16)
+    with torch.no_grad():
+        eager = pred(feats, times, q_times, context_mask=mask)
+        compile_predictor(pred, "blocks")
+        compiled = pred(feats, times, q_times, context_mask=mask)
+    torch._dynamo.reset()
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
+    with pytest.raises(UserError, match="unknown compile mode"):
+        compile_predictor(pred, "fast")
+
+
+def test_training_compile_mode_resolution():
+    from dinoworld.train.config import TrainConfig
+    from dinoworld.train.loop import compile_mode
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    cfg = TrainConfig()
+    cfg.model.size = "base"
+    assert compile_mode(cfg, cpu) == "none" and compile_mode(cfg, cuda) == "model"
+    cfg.model.size = "giant"  # FSDP2 by default: blocks are sharded one by one
+    assert compile_mode(cfg, cuda) == "blocks"
+    cfg.model.size, cfg.activation_checkpointing = "base", True
+    assert compile_mode(cfg, cuda) == "blocks"
+    cfg.compile = "none"
+    assert compile_mode(cfg, cuda) == "none"

@@ -87,8 +87,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     precision: str = "auto"  #: "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16", "fp32"
     activation_checkpointing: bool = False
-    #: torch.compile: "auto" (per block on CUDA, off on CPU), "blocks" (each block), "model" (the whole
-    #: predictor), "none". See benchmarks/train_step.py and the README's throughput table.
+    #: torch.compile: "auto" (CUDA: the whole predictor, or each block under FSDP2 / activation
+    #: checkpointing; CPU: none), "model", "blocks", "none". See the README's throughput table.
     compile: str = "auto"
     #: attention backend: "auto" (FlexAttention on CUDA, grouped maskless SDPA on CPU), "flex",
     #: "grouped", "dense" (the reference: SDPA with the materialised boolean mask)
