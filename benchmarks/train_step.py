@@ -1,6 +1,6 @@
 """Training throughput of the predictor: each optimisation against the reference path, in one run.
 
-    python benchmarks/train_step.py                      # CPU: tiny + small at 8x8 tokens, ratios (~1 min)
+    python benchmarks/train_step.py                      # CPU: tiny + small at 224² (16x16 tokens), ratios (~2 min)
     python benchmarks/train_step.py --device cuda --sizes base --res 224 --batch 32
     python benchmarks/train_step.py --device cuda --sizes giant --res 224 --batch 8 --checkpointing
 
@@ -123,11 +123,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--sizes", default=None, help="comma-separated predictor sizes (CPU: tiny,small; CUDA: base)")
-    p.add_argument("--res", default=None, help="comma-separated frame sides in px (CPU: 112; CUDA: 224)")
+    p.add_argument("--res", default=None, help="comma-separated frame sides in px (default 224)")
     p.add_argument("--patch", type=int, default=14, help="encoder patch size (tokens per side = res / patch)")
     p.add_argument("--in-dim", type=int, default=768, help="encoder feature width (DINOv2-B: 768)")
     p.add_argument("--frames", type=int, default=8, help="T frames per clip (paper: 8)")
-    p.add_argument("--batch", type=int, default=None, help="clips per step (CPU: 4; CUDA: 32)")
+    p.add_argument("--batch", type=int, default=None, help="clips per step (CPU: 2; CUDA: 32)")
     p.add_argument("--steps", type=int, default=None, help="timed steps (CPU: 3; CUDA: 20)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (compilation happens here)")
     p.add_argument("--paths", help=f"comma-separated subset of {', '.join(PATHS)} (CPU: the first two, as compiling "
@@ -139,8 +139,8 @@ def main() -> None:
     device = torch.device(a.device)
     gpu = device.type == "cuda"
     a.sizes = a.sizes or ("base" if gpu else "tiny,small")
-    a.res = a.res or ("224" if gpu else "112")
-    a.batch = a.batch or (32 if gpu else 4)
+    a.res = a.res or "224"
+    a.batch = a.batch or (32 if gpu else 2)
     a.steps = a.steps or (20 if gpu else 3)
     a.warmup = a.warmup if a.warmup is not None else (5 if gpu else 1)
     paths = (a.paths or (",".join(PATHS) if gpu else "reference,attention")).split(",")
