@@ -193,6 +193,24 @@ def test_frozen_mode_trains_only_action_blocks_and_saves_metadata(wall, tmp_path
     assert meta.split["val"] == [info.episode_ids[i] for i in info.val]
 
 
+def test_action_free_pretraining_on_trajectories_then_frozen_finetune(wall, tmp_path, capsys):
+    """``dinoworld train`` on trajectory data with model.action_dim=0 pre-trains on the frames alone
+    (same split as fine-tuning: held-out episodes stay unseen); ``finetune --mode frozen`` starts from it."""
+    pre = tmp_path / "pre"
+    assert main(["train", f"data.source={wall}", "data.kind=trajectories", f"data.frameskip={F}",
+                 f"data.num_frames={T}", f"out_dir={pre}", *TINY]) == 0
+    assert "action-free pre-training" in capsys.readouterr().out
+    meta, state = read_model_folder(latest_checkpoint(pre))
+    assert meta.predictor["action_dim"] == 0 and not any(k.startswith("action") for k in state)
+    info = trajectory_info(wall, 0, 0.1)
+    assert meta.split["val"] == [info.episode_ids[i] for i in info.val]  # the split fine-tuning holds out
+    out = tmp_path / "frozen"
+    assert _finetune(wall, out, "frozen", "--init", str(pre), *TINY) == 0
+    meta2, state2 = read_model_folder(latest_checkpoint(out))
+    assert meta2.predictor["action_dim"] == 2 * F
+    assert all(torch.equal(state2[k], v) for k, v in state.items())  # frozen: the pre-trained part unchanged
+
+
 def test_full_and_scratch_configs(wall, init_ckpt):
     full = finetune_config("wall", str(wall), "full", init=str(init_ckpt[0]), overrides=TINY)
     assert full.finetune.trainable == "all" and full.finetune.init == str(init_ckpt[0])

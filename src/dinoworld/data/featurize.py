@@ -17,12 +17,14 @@ class Featurizer:
     ``(N,3,H,W), dtype=... -> (N,h,w,D)``). Features come out in ``dtype`` (bf16 for a bf16 predictor).
     """
 
-    def __init__(self, encoder: Any, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, encoder: Any, device: torch.device, dtype: torch.dtype = torch.float32,
+                 actions: bool = True) -> None:
         self.encoder, self.device, self.dtype = encoder, device, dtype  # dtype: of the features handed out
+        self.actions = actions  # False: batches' actions are dropped (action-free training on trajectories)
 
     def __call__(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         times = batch["times"].to(self.device, torch.float32)
-        actions = batch.get("actions")
+        actions = batch.get("actions") if self.actions else None
         actions = None if actions is None else actions.to(self.device, torch.float32)
         if "features" in batch:
             return batch["features"].to(self.device, self.dtype), times, actions

@@ -297,7 +297,11 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
     logger = MetricsLogger(out, env.is_main, cfg.tensorboard, start_step=step)
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and env.device.type == "cuda")
     autocast = (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
-    featurize = Featurizer(encoder, env.device, torch.bfloat16 if use_bf16 else torch.float32)
+    conditioned = _unwrap(model).action_blocks is not None
+    if kind == "trajectories" and not conditioned and env.is_main:
+        print("trajectory data with model.action_dim=0: action-free pre-training on the frames (actions ignored); "
+              "fine-tune with actions afterwards (dinoworld finetune --mode frozen|full --init RUN)")
+    featurize = Featurizer(encoder, env.device, torch.bfloat16 if use_bf16 else torch.float32, actions=conditioned)
     if found is None and _unwrap(model).cfg.standardize and not cfg.finetune.init:
         # a fresh run only: a resumed one has them in its checkpoint, an initialised one from its init
         feature_stats_from_data(cfg, _unwrap(model), featurize, env)

@@ -15,16 +15,14 @@ from .distributed import Dist
 
 
 def check_action_dim(cfg: TrainConfig) -> None:
-    """Trajectory clips carry ``raw_dim x frameskip``-d actions: the model must take exactly those."""
+    """Trajectory clips carry ``raw_dim x frameskip``-d actions: a model with action blocks must take
+    exactly those. ``model.action_dim=0`` (and no init) pre-trains without actions on the frames."""
     d = cfg.data
     info = trajectory_info(d.source, cfg.seed, cfg.finetune.val_fraction)
     want = info.raw_action_dim * d.frameskip
     if cfg.model.action_dim and cfg.model.action_dim != want:
         raise UserError(f"model.action_dim={cfg.model.action_dim} but the data gives {info.raw_action_dim}-d actions "
                         f"x frameskip {d.frameskip} = {want}; set model.action_dim={want}")
-    if not cfg.model.action_dim and not cfg.finetune.init:
-        raise UserError(f"trajectory clips carry actions: set model.action_dim={want} "
-                        f"({info.raw_action_dim}-d actions x frameskip {d.frameskip})")
 
 
 def check_cache_resolution(cfg: TrainConfig, cache: FeatureClipDataset) -> int:
