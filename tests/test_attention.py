@@ -173,3 +173,20 @@ def test_training_compile_mode_resolution():
     assert compile_mode(cfg, cuda) == "blocks"
     cfg.compile = "none"
     assert compile_mode(cfg, cuda) == "none"
+
+
+def test_flex_path_traces_into_one_graph_without_breaks():
+    """The CUDA training path has no host sync or data-dependent Python branch: dynamo captures the
+    whole predictor (mask planning, padding, blind frames, actions) as one graph. Traced on CPU under
+    no_grad (FlexAttention has no CPU backward); nothing is compiled."""
+    import torch._dynamo as dynamo
+
+    pred = build_predictor("tiny", in_dim=16, action_dim=3)
+    pred.attention_backend = "flex"
+    times, mask, q_times = _clip(6)
+    with torch.no_grad():
+        explained = dynamo.explain(pred)(torch.randn(3, 5, 2, 2, 16), times, q_times, torch.randn(3, 3, 3),
+                                         context_mask=mask)
+    dynamo.reset()
+    assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
+    assert explained.graph_count == 1
