@@ -271,6 +271,12 @@ def test_cpu_config_loads_and_really_runs(wall, tmp_path, capsys):
     assert 56 <= cfg.stages[-1].resolution <= 112 and cfg.stages[-1].resolution == cfg.finetune.resolution
     assert cfg.optim.batch_size <= 32 and cfg.data.num_workers == 0
     assert cpu_warning(cfg) is None
+    # a tiny pre-trained init at 112 px is CPU-sized too, whatever the default model.size says
+    init = tmp_path / "init"
+    write_model_folder(init, build_predictor("tiny", in_dim=36).state_dict(),
+                       CheckpointMeta(build_predictor("tiny", in_dim=36).cfg.to_dict(), EncoderInfo("pixel-pyramid")))
+    tiny_init = finetune_config("wall", str(wall), "frozen", init=str(init), overrides=["stages=[{steps: 3, resolution: 112}]"])
+    assert tiny_init.model.size == "base" and cpu_warning(tiny_init) is None
     out = tmp_path / "run"
     assert _finetune(wall, out, "scratch", "--config", CPU_CONFIG, "--max-steps", "2", "--check-batches", "1") == 0
     captured = capsys.readouterr()

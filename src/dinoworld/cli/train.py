@@ -121,6 +121,11 @@ def cpu_warning(cfg) -> str | None:
     if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return None
     res, size = cfg.stages[-1].resolution, cfg.model.size
+    if cfg.finetune.init:  # the model is the init's, whatever model.size says
+        from ..model import SIZES, checkpoint_folder, read_meta
+
+        arch = read_meta(checkpoint_folder(cfg.finetune.init)).predictor
+        size = next((n for n, s in SIZES.items() if all(arch.get(k) == v for k, v in s.items())), "pre-trained")
     if size in ("tiny", "small") and res <= 112:
         return None
     return (f"warning: no GPU found, and the {size} predictor at {res} px is sized for GPUs (days on a CPU); for a "
