@@ -136,6 +136,8 @@ def test_forecast_features_use_real_timestamps_and_the_right_frames():
     assert out["present"].unique().tolist() == [19.0]
     assert out["short/copy_last"].unique().tolist() == [16.0] and out["mid/copy_last"].unique().tolist() == [10.0]
     assert out["short/model"].unique().tolist() == [17.0] and out["mid/model"].unique().tolist() == [12.0]
+    # the hedging baseline: the mean of the context frames (short [7, 10, 13, 16], mid [1, 4, 7, 10])
+    assert out["short/context_mean"].unique().tolist() == [11.5] and out["mid/context_mean"].unique().tolist() == [5.5]
     (k1, t1, q1), (k2, t2, q2) = wm.calls
     assert k1 == "predict" and torch.allclose(t1, torch.tensor([[47, 50, 53, 56]]) / 16.0)
     assert torch.allclose(q1, torch.tensor([[59 / 16.0]]))
@@ -321,8 +323,8 @@ def test_eval_forecast_cli_json(probe, tmp_path, capsys):
     assert run_forecast(p.parse_args(argv)) == 0
     out = capsys.readouterr().out
     res = json.loads(out.strip().splitlines()[-1])
-    assert set(res["miou"]) == {"present", "short", "mid"} and set(res["miou"]["mid"]) == {"model", "copy_last"}
-    assert set(res["rmse"]["short"]) == {"model", "copy_last"} and res["rmse"]["present"] > 0
+    assert set(res["miou"]) == {"present", "short", "mid"} and set(res["miou"]["mid"]) == {"model", "copy_last", "context_mean"}
+    assert set(res["rmse"]["short"]) == {"model", "copy_last", "context_mean"} and res["rmse"]["present"] > 0
     assert "predicted" in out and "copy-last" in out and "present" in out
     assert (heads / "segmentation" / "model.safetensors").is_file() and (heads / "depth" / "config.json").is_file()
     saved = json.loads((tmp_path / "o" / "forecast.json").read_text())

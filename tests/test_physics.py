@@ -41,7 +41,8 @@ def test_relative_accuracy_counts_ties_half():
 
 def _s(curve, copy=None):
     c = np.asarray(curve, dtype=float)
-    return Surprise(c, np.asarray(copy if copy is not None else c, dtype=float), np.arange(len(c)), np.arange(len(c)) / 10)
+    cl = np.asarray(copy if copy is not None else c, dtype=float)
+    return Surprise(c, cl, np.arange(len(c)), np.arange(len(c)) / 10, context_mean=cl[::-1].copy())
 
 
 def _r(name, prop, pos, imp, pos_copy=None, imp_copy=None):
@@ -96,6 +97,7 @@ def test_surprise_by_hand_with_actual_timestamps():
     np.testing.assert_allclose(s.copy_last, [3, 5, 7, 9])  # |x_j - x_{j-1}|
     assert s.mean == pytest.approx(np.mean(want), rel=1e-5) and s.max == pytest.approx(max(want), rel=1e-5)
     assert s.copy_last_mean == 6 and s.copy_last_max == 9
+    np.testing.assert_allclose(s.context_mean, [3.5, 6.5, 9.5, 12.5])  # |x_j - mean(x_{j-2}, x_{j-1})|
     # two batches of two windows, context at the actual timestamps, query at the target's
     assert len(seen) == 2
     torch.testing.assert_close(seen[0][0], torch.tensor([[0.0, 0.1], [0.1, 0.25]]))

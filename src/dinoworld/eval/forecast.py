@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from ..data.dense import DATASETS, TASKS, DenseDataset, read_dense
 from ..errors import UserError
-from ..model import copy_last_prediction
+from ..model import context_mean_prediction, copy_last_prediction
 from .heads import (
     IGNORE,
     DenseHead,
@@ -60,7 +60,7 @@ from .heads import (
 )
 
 HORIZONS = ("short", "mid")
-METHODS = ("model", "copy_last")
+METHODS = ("model", "copy_last", "context_mean")  #: context_mean: the hedging baseline
 
 
 # -- protocols ------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def sliding_average(fn: Callable[[list[tuple[int, int, int, int]]], torch.Tensor
 
 # -- forecasting ----------------------------------------------------------------------------------
 #: output keys: the present-time upper bound, then (horizon, method)
-KEYS: tuple[str, ...] = ("present", "short/model", "short/copy_last", "mid/model", "mid/copy_last")
+KEYS: tuple[str, ...] = ("present", *(f"{h}/{m}" for h in HORIZONS for m in METHODS))
 
 
 def forecast_features(wm: Any, feats: torch.Tensor, times: torch.Tensor, protocol: Protocol,
@@ -241,6 +241,8 @@ def forecast_features(wm: Any, feats: torch.Tensor, times: torch.Tensor, protoco
     out["short/copy_last"] = copy_last_prediction(ctx_s, t_s, q_s)[:, 0]
     out["mid/model"] = wm.rollout(ctx_m.to(dev), t_m.to(dev), q_m.to(dev))[:, -1].to(feats.device)
     out["mid/copy_last"] = copy_last_prediction(ctx_m, t_m, q_s)[:, 0]
+    out["short/context_mean"] = context_mean_prediction(ctx_s, q_s)[:, 0]
+    out["mid/context_mean"] = context_mean_prediction(ctx_m, q_s)[:, 0]
     return out
 
 
@@ -307,7 +309,7 @@ class TaskScore:
         return float(np.mean(v)) if v else float("nan")
 
     def table(self) -> dict[str, Any]:
-        """``{"present": P, "short": {"model": A, "copy_last": B}, "mid": {...}}``."""
+        """``{"present": P, "short": {"model": A, "copy_last": B, "context_mean": C}, "mid": {...}}``."""
         return {"present": self.value("present"),
                 **{h: {m: self.value(f"{h}/{m}") for m in METHODS} for h in HORIZONS}}
 
@@ -472,7 +474,9 @@ def format_table(summary: dict[str, Any]) -> str:
         if not t:
             continue
         lines.append(label)
-        for m, name in (("model", "  predicted"), ("copy_last", "  copy-last")):
+        for m, name in (("model", "  predicted"), ("copy_last", "  copy-last"), ("context_mean", "  context-mean")):
+            if m not in t["short"]:  # summaries written before the context-mean baseline
+                continue
             lines.append(f"{name:<22}" + fmt.format(t["present"]) + fmt.format(t["short"][m]) + fmt.format(t["mid"][m]))
     return "\n".join(lines)
 

@@ -255,12 +255,13 @@ def load_frames(ref: VideoRef, frame_step: int = 1,
 # -- surprise -------------------------------------------------------------------------------------
 @dataclass
 class Surprise:
-    """Per-step surprise of one video: the model's and copy-last's, at each predicted frame."""
+    """Per-step surprise of one video: the model's, copy-last's and the context mean's, at each predicted frame."""
 
     curve: np.ndarray  # (S,) model L1 per step
     copy_last: np.ndarray  # (S,) copy-last L1 per step
     target_frames: np.ndarray  # (S,) frame number of each predicted frame (in the whole video)
     target_times: np.ndarray  # (S,) its actual timestamp, seconds
+    context_mean: np.ndarray | None = None  # (S,) L1 of the mean of the context frames (the hedging baseline)
 
     @property
     def mean(self) -> float:
@@ -277,6 +278,14 @@ class Surprise:
     @property
     def copy_last_max(self) -> float:
         return float(self.copy_last.max())
+
+    @property
+    def context_mean_mean(self) -> float:
+        return float(self.context_mean.mean())
+
+    @property
+    def context_mean_max(self) -> float:
+        return float(self.context_mean.max())
 
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -309,7 +318,7 @@ def surprise_from_features(feats: torch.Tensor, times: np.ndarray | torch.Tensor
     if len(targets) == 0:
         raise CorruptVideo(f"too short: {len(t)} frames, a window needs {context + k}")
     offs = torch.arange(-(context - 1 + k), -k + 1)  # (C,) context offsets from the target
-    curve, copy = [], []
+    curve, copy, hedge = [], [], []
     for s in range(0, len(targets), batch_size):
         tgt = torch.as_tensor(targets[s : s + batch_size])  # (B,)
         cidx = tgt[:, None] + offs[None]  # (B, C)
@@ -317,12 +326,14 @@ def surprise_from_features(feats: torch.Tensor, times: np.ndarray | torch.Tensor
         truth = feats[tgt].float()  # (B, h, w, D)
         last = ctx[:, -1].float()
         copy.append((last - truth).abs().flatten(1).mean(1))
+        hedge.append((ctx.float().mean(1) - truth).abs().flatten(1).mean(1))
         if predict is not None:
             pred = predict(ctx, ctimes.to(ctx.device), t[tgt][:, None].to(ctx.device))[:, 0].float()
             curve.append((pred - truth).abs().flatten(1).mean(1))
     cl = torch.cat(copy).cpu().numpy().astype(np.float64)
     cv = torch.cat(curve).cpu().numpy().astype(np.float64) if curve else cl.copy()
-    return Surprise(cv, cl, targets, np.asarray(times, dtype=np.float64)[targets])
+    cm = torch.cat(hedge).cpu().numpy().astype(np.float64)
+    return Surprise(cv, cl, targets, np.asarray(times, dtype=np.float64)[targets], cm)
 
 
 def video_surprise(wm: Any, frames: np.ndarray, times: np.ndarray, resolution: int, context: int = 4,
@@ -357,6 +368,8 @@ SCORES: dict[str, Callable[[Surprise], float]] = {
     "relative_accuracy_max": lambda s: s.max,
     "copy_last_relative_accuracy": lambda s: s.copy_last_mean,
     "copy_last_relative_accuracy_max": lambda s: s.copy_last_max,
+    "context_mean_relative_accuracy": lambda s: s.context_mean_mean,
+    "context_mean_relative_accuracy_max": lambda s: s.context_mean_max,
 }
 
 
@@ -366,7 +379,7 @@ def _accuracies(results: Sequence[PairResult]) -> dict[str, float]:
 
 
 def summarize(results: Sequence[PairResult]) -> dict[str, Any]:
-    """Relative accuracies (model mean / max, copy-last mean / max) over all pairs, per property and
+    """Relative accuracies (model, copy-last, context-mean; mean / max) over all pairs, per property and
     averaged over properties (Table 2's convention)."""
     out: dict[str, Any] = {**_accuracies(results), "pairs": len(results)}
     props = sorted({r.pair.property for r in results if r.pair.property is not None})
@@ -425,14 +438,14 @@ def evaluate_pairs(wm: Any, pairs: Sequence[Pair], resolution: int, context: int
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """Per-property table (Table 9 style) in percent: model mean / max, copy-last mean / max."""
+    """Per-property table (Table 9 style) in percent: model, copy-last and context-mean, each mean / max."""
     cols = list(SCORES)
-    head = f"{'property':<28} {'pairs':>5} {'mean':>7} {'max':>7} {'copy':>7} {'copy-max':>8}"
+    head = f"{'property':<28} {'pairs':>5} {'mean':>7} {'max':>7} {'copy':>7} {'copy-max':>8} {'ctxmean':>8} {'ctx-max':>8}"
     lines = [head]
 
     def row(name: str, d: dict[str, Any], n: int | str) -> str:
         v = [100 * d[c] for c in cols]
-        return f"{name:<28} {n!s:>5} {v[0]:7.1f} {v[1]:7.1f} {v[2]:7.1f} {v[3]:8.1f}"
+        return f"{name:<28} {n!s:>5} {v[0]:7.1f} {v[1]:7.1f} {v[2]:7.1f} {v[3]:8.1f} {v[4]:8.1f} {v[5]:8.1f}"
 
     for p, d in summary.get("per_property", {}).items():
         lines.append(row(p, d, d["pairs"]))
@@ -492,7 +505,8 @@ def write_outputs(ev: PhysicsEval, out: str | Path, plot_pairs: int = 6) -> dict
                 "name": r.pair.name, "property": r.pair.property, "departure_frame": r.pair.departure_frame,
                 "possible": str(r.pair.possible.path), "impossible": str(r.pair.impossible.path),
                 **{f"{w}_{k}": getattr(getattr(r, w), k) for w in ("possible", "impossible")
-                   for k in ("mean", "max", "copy_last_mean", "copy_last_max")},
+                   for k in ("mean", "max", "copy_last_mean", "copy_last_max", "context_mean_mean",
+                             "context_mean_max")},
                 "target_frames": r.possible.target_frames.tolist(),
                 "possible_curve": r.possible.curve.tolist(), "impossible_curve": r.impossible.curve.tolist(),
             }) + "\n")
