@@ -218,6 +218,26 @@ def test_attention_figure_marks_query(tmp_path: Path) -> None:
         attention_figure(frames, attn, frames[-1], (1, 2), [6], tmp_path / "bad.png")
 
 
+def test_attention_figure_has_a_colour_bar_per_block() -> None:
+    frames, times, _, _, _ = _rollout_inputs(t=5)
+    attn = torch.rand(2, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    attn = attn / attn.sum(dim=(1, 2, 3), keepdim=True)
+    fig = render_attention(np.stack(frames[:4]), attn, frames[4], (1, 2), [6, 16], times=times[:4],
+                           query_time=float(times[4]))
+    bars = [a for a in fig.axes if getattr(a, "_colorbar", None) is not None]
+    assert len(bars) == 2
+    fig.canvas.draw()
+    for b, cax in enumerate(bars):
+        # the bar's scale is the block's: 0 .. its largest attention weight, beside that block's row
+        lo, hi = cax._colorbar.mappable.get_clim()
+        assert lo == 0 and hi == pytest.approx(float(attn[b].max()), rel=1e-5)
+        row = next(a for a in fig.axes if a.get_label() == f"block{b}/0").get_window_extent()
+        last = next(a for a in fig.axes if a.get_label() == f"block{b}/4").get_window_extent()
+        box = cax.get_window_extent()
+        assert box.x0 > last.x1 and abs(box.y0 - row.y0) < 1 and abs(box.y1 - row.y1) < 1
+    assert fig.get_tightbbox().x1 <= fig.bbox.x1 + 1  # tick labels stay inside the figure
+
+
 def test_horizon_plot(tmp_path: Path) -> None:
     hs = [0.2, 0.4, 0.6, 0.8]
     curves = {"direct": [0.3, 0.4, 0.5, 0.6], "autoregressive": [0.32, 0.4, 0.45, 0.5],
@@ -229,9 +249,51 @@ def test_horizon_plot(tmp_path: Path) -> None:
         horizon_plot(hs, {"direct": [0.1, 0.2]}, tmp_path / "bad.png")
 
 
+def test_horizon_plot_legend_never_covers_the_copy_last_curve() -> None:
+    """The real-clip plot: copy-last was a dashed line hidden under the model curves and the legend."""
+    from dinoworld.viz import render_horizon_plot
+
+    hs = [0.25 * (i + 1) for i in range(8)]
+    model = [0.03 + 0.02 * i for i in range(8)]
+    curves = {"autoregressive": model, "direct": [m + 1e-4 for m in model],
+              "copy-last": [m - 1e-4 for m in model], "context-mean": [0.09 - 0.001 * i for i in range(8)]}
+    fig = render_horizon_plot(hs, curves, "L1")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == list(curves)
+    # the legend is outside the axes, and inside the figure
+    lb, ab = legend.get_window_extent(), ax.get_window_extent()
+    assert lb.x0 >= ab.x1 and lb.x1 <= fig.bbox.x1
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    copy = lines["copy-last"]
+    # copy-last is drawn above the model curves it overlaps, in a style of its own
+    assert all(copy.get_zorder() > lines[k].get_zorder() for k in ("autoregressive", "direct"))
+    styles = {k: (ln.get_color(), ln.get_linestyle(), ln.get_marker()) for k, ln in lines.items()}
+    assert len(set(styles.values())) == len(styles)
+    assert copy.get_linestyle() != lines["autoregressive"].get_linestyle()
+
+
 # ----------------------------------------------------------------------------------------------
 # Video
 # ----------------------------------------------------------------------------------------------
+
+
+def test_rollout_mp4_is_large_and_plays_at_4fps_or_more(tmp_path: Path) -> None:
+    """A 112-px rollout used to give a 352x156 video at 2 fps; now panels are >= 256 px high and each
+    step is held 0.5 s in an 8-fps video."""
+    t = 6
+    g = torch.Generator().manual_seed(0)
+    frames = np.random.default_rng(0).integers(0, 255, (t, 112, 112, 3), dtype=np.uint8)
+    true = torch.randn(t, 8, 8, 16, generator=g)
+    pred = true + 0.3 * torch.randn(t, 8, 8, 16, generator=g)
+    p = write_rollout_mp4(list(frames), true, pred, np.arange(t) * 0.25, np.arange(t) < 2, tmp_path / "r.mp4")
+    with av.open(str(p)) as c:
+        s = c.streams.video[0]
+        assert s.codec_context.width >= 512 and s.codec_context.height >= 256
+        assert float(s.average_rate) >= 4
+        n = sum(1 for _ in c.decode(video=0))
+    assert n / float(s.average_rate) == pytest.approx(0.5 * t)  # each step on screen for 0.5 s
 
 
 def test_write_rollout_mp4_decodes(tmp_path: Path) -> None:

@@ -44,14 +44,16 @@ def run_rollout(args: argparse.Namespace) -> int:
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
+    from ..demo import NUM_TRAIN, NUM_VAL, RESOLUTION, STEPS
+
     p.add_argument("--out", default="demo_out", help="report folder (default demo_out/)")
     p.add_argument("--encoder", default="auto",
                    help="auto (DINOv2-B/14-reg if its weights are cached or given, else the stand-in), or an encoder name")
     p.add_argument("--encoder-weights", help="local folder/file (or hub id) of the encoder weights")
-    p.add_argument("--steps", type=int, default=1500, help="training steps (default 1500, a few minutes on 2 cores)")
-    p.add_argument("--resolution", type=int, default=112, help="frame side in px (multiple of the patch size)")
-    p.add_argument("--train-videos", type=int, default=40, help="synthetic training videos")
-    p.add_argument("--val-videos", type=int, default=6, help="synthetic held-out videos")
+    p.add_argument("--steps", type=int, default=STEPS, help=f"training steps (default {STEPS}, a few minutes on one CPU core)")
+    p.add_argument("--resolution", type=int, default=RESOLUTION, help="frame side in px (multiple of the patch size)")
+    p.add_argument("--train-videos", type=int, default=NUM_TRAIN, help="synthetic training videos")
+    p.add_argument("--val-videos", type=int, default=NUM_VAL, help="synthetic held-out videos")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object last")
 

@@ -34,6 +34,13 @@ class Rollout:
     horizons: list[float]  # seconds after the last context frame
     errors: dict[str, list[float | None]] = field(default_factory=dict)  # method -> per-horizon L1
     errors_smooth_l1: dict[str, list[float | None]] = field(default_factory=dict)  # same, training loss
+    #: object centroids ``(row, col)`` in patches (see :func:`object_centroid`): per method and ``"true"``,
+    #: one per horizon (None past the video's end), and ``"last-context"``, one entry
+    centroids: dict[str, list[tuple[float, float] | None]] = field(default_factory=dict)
+    #: method -> per-horizon distance (patches) of the prediction's object centroid to the true one
+    centroid_errors: dict[str, list[float | None]] = field(default_factory=dict)
+    #: method -> per-horizon ``(overlap, total)`` of :func:`arrival` (None past the video's end)
+    arrivals: dict[str, list[tuple[float, float] | None]] = field(default_factory=dict)
 
 
 def l1(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -42,6 +49,48 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def smooth_l1(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(prediction_loss(a, b))
+
+
+def object_centroid(feats: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """Where the objects are in a feature map ``(h, w, D)``: the centroid ``(row, col)`` in patch units
+    of the squared feature distance to ``background (D,)`` (for scenes on a plain background: the
+    objects). A prediction that fades in place keeps its centroid where the objects were; a uniform
+    map has its centroid in the middle."""
+    d = (feats.float() - background.float()).pow(2).sum(-1)  # (h, w)
+    h, w = d.shape
+    rows = torch.arange(h, dtype=torch.float32)[:, None].expand(h, w)
+    cols = torch.arange(w, dtype=torch.float32)[None, :].expand(h, w)
+    total = d.sum().clamp_min(1e-12)
+    return torch.stack([(d * rows).sum() / total, (d * cols).sum() / total])
+
+
+def arrival(pred: torch.Tensor, true: torch.Tensor, last: torch.Tensor, background: torch.Tensor) -> tuple[float, float]:
+    """How much of the objects' arrival at new places a prediction shows, as ``(overlap, total)``.
+
+    With ``dev(f)`` the per-patch feature distance to ``background (D,)``, the true arrival map is
+    ``relu(dev(true) - dev(last))`` (where objects came since the last context frame ``last``), the
+    predicted one ``relu(dev(pred) - dev(last))``; ``overlap`` sums their minimum and ``total`` the true
+    map. Copy-last scores 0, a prediction that fades or blurs in place about 0, one that moves the
+    objects to where they really went up to ``total``.
+    """
+    def dev(f: torch.Tensor) -> torch.Tensor:
+        return (f.float() - background.float()).norm(dim=-1)
+
+    base = dev(last)
+    a_true = (dev(true) - base).clamp_min(0)
+    a_pred = (dev(pred) - base).clamp_min(0)
+    return float(torch.minimum(a_pred, a_true).sum()), float(a_true.sum())
+
+
+def arrival_captured(arrivals: list[dict[str, list]], method: str = "autoregressive") -> list[float | None]:
+    """Per horizon, Σ overlap / Σ total of :func:`arrival` over several rollouts (0 = no motion shown,
+    1 = every object arrives where it really went)."""
+    out: list[float | None] = []
+    for i in range(len(arrivals[0][method])):
+        pairs = [a[method][i] for a in arrivals if a[method][i] is not None]
+        den = sum(t for _, t in pairs)
+        out.append(sum(o for o, _ in pairs) / den if den > 0 else None)
+    return out
 
 
 def default_resolution(wm: WorldModel) -> int:
@@ -78,9 +127,23 @@ def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: 
                   horizons=[float(h) for h in (q[0].numpy() - actual[context - 1])])
     copy = copy_last_prediction(ctx, ctx_times, q)[0].cpu()
     hedge = context_mean_prediction(ctx, q)[0].cpu()
+    # background of the object centroids: per-channel median of the last context frame's tokens
+    bg = ctx[0, -1].reshape(-1, ctx.shape[-1]).median(dim=0).values.cpu()
+
+    def centroid(f: torch.Tensor | None) -> tuple[float, float] | None:
+        return None if f is None else tuple(float(v) for v in object_centroid(f, bg))
+
+    out.centroids["true"] = [centroid(t) for t in true[context:]]
+    out.centroids["last-context"] = [centroid(true[context - 1])]
     for name, preds in (("autoregressive", ar), ("direct", direct), ("copy-last", copy), ("context-mean", hedge)):
         out.errors[name] = [None if t is None else l1(p, t) for p, t in zip(preds, true[context:])]
         out.errors_smooth_l1[name] = [None if t is None else smooth_l1(p, t) for p, t in zip(preds, true[context:])]
+        out.centroids[name] = [centroid(p) for p in preds]
+        out.centroid_errors[name] = [
+            None if t is None else float(np.hypot(c[0] - t[0], c[1] - t[1]))
+            for c, t in zip(out.centroids[name], out.centroids["true"])]
+        out.arrivals[name] = [None if t is None else arrival(p, t, true[context - 1], bg)
+                              for p, t in zip(preds, true[context:])]
     return out
 
 
@@ -106,6 +169,8 @@ def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout"
                                              {m: [e[i] for i in have] for m, e in r.errors.items()},
                                              out / f"{name}_horizons.png", ylabel="L1 error to encoded future"))
     report = {"horizons_s": r.horizons, "errors_l1": r.errors, "errors_smooth_l1": r.errors_smooth_l1,
+              "centroid_errors_patches": r.centroid_errors,
+              "arrival_captured": {m: arrival_captured([r.arrivals], m) for m in r.arrivals},
               "times_s": r.times.tolist(), "files": files}
     (out / f"{name}.json").write_text(json.dumps(report, indent=2))
     files["json"] = str(out / f"{name}.json")

@@ -5,6 +5,7 @@ from dinoworld.viz.figures import (
     bar_plot,
     horizon_plot,
     render_attention,
+    render_horizon_plot,
     render_rollout,
     rollout_figure,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "attention_figure",
     "render_attention",
     "horizon_plot",
+    "render_horizon_plot",
     "bar_plot",
     "render_rollout_frames",
     "write_rollout_mp4",

@@ -14,6 +14,8 @@ from typing import Union
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -29,6 +31,7 @@ __all__ = [
     "attention_figure",
     "render_attention",
     "horizon_plot",
+    "render_horizon_plot",
     "bar_plot",
     "to_uint8_image",
     "format_time",
@@ -45,6 +48,7 @@ _BLANK_EDGE = "0.85"
 _LABEL_W_IN = 0.95  # left margin for row labels (inches)
 _GAP_X_IN = 0.06
 _GAP_Y_IN = 0.08
+_CBAR_GAP_IN, _CBAR_W_IN, _CBAR_LABEL_IN = 0.1, 0.12, 0.75  # attention colour bars, right of the grid
 
 
 def format_time(t: float) -> str:
@@ -295,7 +299,8 @@ def render_attention(
     cell_w, cell_h = cell_inches, cell_inches * aspect
     n_cols, n_rows = t + 1, nb + 1
     top_in = 0.3 + (0.35 if title else 0.0)
-    width = _LABEL_W_IN + n_cols * cell_w + (n_cols - 1) * _GAP_X_IN + 0.1
+    grid_w = _LABEL_W_IN + n_cols * cell_w + (n_cols - 1) * _GAP_X_IN
+    width = grid_w + _CBAR_GAP_IN + _CBAR_W_IN + _CBAR_LABEL_IN
     height = top_in + n_rows * cell_h + (n_rows - 1) * _GAP_Y_IN + 0.25
     fig = _new_figure(width, height, dpi)
     grid = _grid_axes(fig, n_rows, n_cols, cell_w, cell_h, top_in, _LABEL_W_IN)
@@ -342,7 +347,14 @@ def render_attention(
         for i in range(t):
             ax.text(i, -0.08, str(i - t), ha="center", va="center", fontsize=6)
         ax.text(0.5, 0.97, "attn mass / frame", transform=ax.transAxes, ha="center", va="top", fontsize=6)
-        y_mid = grid[b + 1][0].get_position().y0 + grid[b + 1][0].get_position().height / 2
+        # Colour bar of this block's scale (the overlay's colours; weights near 0 are also transparent).
+        pos = grid[b + 1][0].get_position()
+        cax = fig.add_axes(((grid_w + _CBAR_GAP_IN) / width, pos.y0, _CBAR_W_IN / width, pos.height))
+        cax.set_label(f"colorbar/{b}")
+        cbar = fig.colorbar(ScalarMappable(Normalize(0.0, vmax), cmap), cax=cax)
+        cbar.ax.tick_params(labelsize=6)
+        cbar.set_label("attention weight", fontsize=6)
+        y_mid = pos.y0 + pos.height / 2
         fig.text((_LABEL_W_IN - 0.08) / width, y_mid, f"block {block_ids[b]}", ha="right", va="center",
                  fontsize=9)
     y_mid = grid[0][0].get_position().y0 + grid[0][0].get_position().height / 2
@@ -373,11 +385,54 @@ def attention_figure(
     ``query_frame_img`` ``(H', W', 3)``) over all past patches, one map per block in ``block_ids``.
     Top row: past frames and the future frame in grey with the query patch in red. Then one row per
     block: attention overlaid on the frames (one colour scale per block, query patch outlined in red)
-    and, in the last column, the attention mass per past frame.
+    and, in the last column, the attention mass per past frame; a colour bar per block gives its scale.
     """
     fig = render_attention(frames, attn, query_frame_img, query_rc, block_ids, times=times,
                            query_time=query_time, title=title, cell_inches=cell_inches, dpi=dpi)
     return _save(fig, path)
+
+
+#: line style per method name (baselines dashed/dotted and drawn on top, so no model curve hides them)
+_CURVE_STYLES = {
+    "autoregressive": dict(color="tab:blue", linestyle="-", marker="o", zorder=2),
+    "model": dict(color="tab:blue", linestyle="-", marker="o", zorder=2),
+    "direct": dict(color="tab:green", linestyle="-", marker="s", zorder=2),
+    "copy-last": dict(color="black", linestyle="--", marker="D", zorder=4),
+    "context-mean": dict(color="tab:orange", linestyle=":", marker="^", zorder=3),
+}
+
+
+def render_horizon_plot(
+    horizons: Sequence[float],
+    curves: Mapping[str, Sequence[float]],
+    ylabel: str = "L1 error",
+    *,
+    xlabel: str = "prediction horizon (s)",
+    title: str | None = None,
+    dpi: int = 120,
+) -> Figure:
+    """The figure of :func:`horizon_plot`, not saved. The legend sits outside the axes (right), so it
+    never covers a curve; known methods get fixed, distinct styles, baselines drawn above the model."""
+    hs = [float(h) for h in horizons]
+    fig = _new_figure(6.4, 3.4, dpi)
+    ax = fig.add_axes((0.12, 0.15, 0.58, 0.72 if title else 0.78))
+    markers = "osD^vP*X"
+    for i, (name, ys) in enumerate(curves.items()):
+        ys_f = [float("nan") if y is None else float(y) for y in ys]
+        if len(ys_f) != len(hs):
+            raise ValueError(f"curve {name!r} has {len(ys_f)} points for {len(hs)} horizons")
+        style = _CURVE_STYLES.get(name.lower(), dict(
+            marker=markers[i % len(markers)], zorder=2,
+            linestyle="--" if "copy" in name.lower() or "baseline" in name.lower() else "-"))
+        ax.plot(hs, ys_f, markersize=4, linewidth=1.5, label=name, **style)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    if curves:
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    return fig
 
 
 def horizon_plot(
@@ -391,25 +446,7 @@ def horizon_plot(
     dpi: int = 120,
 ) -> Path:
     """Line plot of a metric against prediction horizon, one line per method (paper Fig. 3)."""
-    hs = [float(h) for h in horizons]
-    fig = _new_figure(5.0, 3.4, dpi)
-    ax = fig.add_subplot(1, 1, 1)
-    markers = "osD^vP*X"
-    for i, (name, ys) in enumerate(curves.items()):
-        ys_f = [float("nan") if y is None else float(y) for y in ys]
-        if len(ys_f) != len(hs):
-            raise ValueError(f"curve {name!r} has {len(ys_f)} points for {len(hs)} horizons")
-        ax.plot(hs, ys_f, marker=markers[i % len(markers)], markersize=4, linewidth=1.5, label=name,
-                linestyle="--" if "copy" in name.lower() or "baseline" in name.lower() else "-")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    if curves:
-        ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _save(render_horizon_plot(horizons, curves, ylabel, xlabel=xlabel, title=title, dpi=dpi), path)
 
 
 def bar_plot(

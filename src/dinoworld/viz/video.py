@@ -23,6 +23,9 @@ CONTEXT_RGB = (153, 153, 153)  # grey square in the prediction panel for context
 _BLANK_RGB = (235, 235, 235)
 _GAP = 4  # pixels between panels and around the canvas
 _MIN_PANEL = 128  # feature-only rollouts are upsampled to at least this height
+#: default panel height of rollout videos: small frames (112 px) and 8x8 feature grids are scaled up
+#: to it, so the three panels make a video about 800 px wide
+MIN_PANEL_HEIGHT = 256
 
 
 def pick_codec(preferred: Sequence[str] = ("libx264", "mpeg4")) -> str:
@@ -65,6 +68,7 @@ def render_rollout_frames(
     pca: PCA | None = None,
     *,
     panel_height: int | None = None,
+    min_panel_height: int = MIN_PANEL_HEIGHT,
     show_context_preds: bool = False,
 ) -> list[np.ndarray]:
     """Compose one uint8 RGB image ``(H, W, 3)`` per time step, with even ``H`` and ``W``.
@@ -73,6 +77,8 @@ def render_rollout_frames(
     (frame | encoder | prediction). Feature maps are PCA-coloured with one shared projection
     (fitted on the encoder features unless ``pca`` is given) and upsampled nearest-neighbour.
     Context steps show a grey "context" square as prediction; missing inputs show a blank panel.
+    Panels are ``panel_height`` px high if given, else the frames' height scaled up to at least
+    ``min_panel_height``.
     """
     times_l, ctx, frame_cols, true_rgb, pred_rgb = rollout_columns(
         frames, times, true_feats, pred_feats, is_context, pca, "write_rollout_mp4")
@@ -86,6 +92,8 @@ def render_rollout_frames(
         grid = next((f for f in true_rgb + pred_rgb if f is not None), np.zeros((16, 16, 3)))
         s = max(1, -(-_MIN_PANEL // grid.shape[0]))
         ph, pw = grid.shape[0] * s, grid.shape[1] * s
+    if panel_height is None and ph < min_panel_height:
+        panel_height = min_panel_height
     if panel_height is not None:
         pw, ph = max(1, round(pw * panel_height / ph)), panel_height
 
@@ -135,18 +143,25 @@ def write_rollout_mp4(
     is_context: Sequence[bool] | np.ndarray | Tensor,
     path: PathLike,
     pca: PCA | None = None,
-    fps: float = 2,
+    fps: float = 8,
     *,
+    seconds_per_step: float = 0.5,
     panel_height: int | None = None,
+    min_panel_height: int = MIN_PANEL_HEIGHT,
     show_context_preds: bool = False,
     codec: str | None = None,
 ) -> Path:
-    """Write an MP4 (yuv420p; libx264 if available, else mpeg4) with one video frame per time step.
+    """Write an MP4 (yuv420p; libx264 if available, else mpeg4) showing each time step for
+    ``seconds_per_step`` (its image repeated ``round(fps * seconds_per_step)`` times, at least once),
+    at a frame rate players handle well (8 fps by default).
 
     Inputs are as for :func:`dinoworld.viz.rollout_figure`; see :func:`render_rollout_frames`.
     """
     images = render_rollout_frames(frames, true_feats, pred_feats, times, is_context, pca,
-                                   panel_height=panel_height, show_context_preds=show_context_preds)
+                                   panel_height=panel_height, min_panel_height=min_panel_height,
+                                   show_context_preds=show_context_preds)
+    hold = max(1, round(fps * seconds_per_step))
+    images = [im for im in images for _ in range(hold)]
     codec = codec or pick_codec()
     options = {"crf": "18"} if codec == "libx264" else {"b": "4000000"} if codec == "mpeg4" else None
     p = Path(path)
