@@ -95,8 +95,8 @@ def test_surprise_by_hand_with_actual_timestamps():
         want.append(abs(float(b + (b - a) / (tb - ta) * (times[j] - tb)) - float(vals[j])))
     np.testing.assert_allclose(s.curve, want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(s.copy_last, [3, 5, 7, 9])  # |x_j - x_{j-1}|
-    assert s.mean == pytest.approx(np.mean(want), rel=1e-5) and s.max == pytest.approx(max(want), rel=1e-5)
-    assert s.copy_last_mean == 6 and s.copy_last_max == 9
+    assert s.stat() == pytest.approx(np.mean(want), rel=1e-5) and s.stat(how="max") == pytest.approx(max(want), rel=1e-5)
+    assert s.stat("copy_last") == 6 and s.stat("copy_last", "max") == 9
     np.testing.assert_allclose(s.context_mean, [3.5, 6.5, 9.5, 12.5])  # |x_j - mean(x_{j-2}, x_{j-1})|
     # two batches of two windows, context at the actual timestamps, query at the target's
     assert len(seen) == 2

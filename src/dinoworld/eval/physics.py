@@ -263,29 +263,15 @@ class Surprise:
     target_times: np.ndarray  # (S,) its actual timestamp, seconds
     context_mean: np.ndarray | None = None  # (S,) L1 of the mean of the context frames (the hedging baseline)
 
-    @property
-    def mean(self) -> float:
-        return float(self.curve.mean())
+    def stat(self, curve: str = "curve", how: str = "mean") -> float:
+        """``how`` (``mean`` or ``max``) over the steps of one curve: ``curve`` (the model),
+        ``copy_last`` or ``context_mean``."""
+        return float(getattr(getattr(self, curve), how)())
 
-    @property
-    def max(self) -> float:
-        return float(self.curve.max())
 
-    @property
-    def copy_last_mean(self) -> float:
-        return float(self.copy_last.mean())
-
-    @property
-    def copy_last_max(self) -> float:
-        return float(self.copy_last.max())
-
-    @property
-    def context_mean_mean(self) -> float:
-        return float(self.context_mean.mean())
-
-    @property
-    def context_mean_max(self) -> float:
-        return float(self.context_mean.max())
+#: a pair is scored on each curve (key prefix, Surprise field) with each aggregation (key suffix, how)
+CURVES = (("", "curve"), ("copy_last_", "copy_last"), ("context_mean_", "context_mean"))
+AGGREGATIONS = (("", "mean"), ("_max", "max"))
 
 
 PredictFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -363,13 +349,10 @@ class PairResult:
     impossible: Surprise
 
 
+#: relative_accuracy, relative_accuracy_max, copy_last_relative_accuracy, ... (model, then the references)
 SCORES: dict[str, Callable[[Surprise], float]] = {
-    "relative_accuracy": lambda s: s.mean,
-    "relative_accuracy_max": lambda s: s.max,
-    "copy_last_relative_accuracy": lambda s: s.copy_last_mean,
-    "copy_last_relative_accuracy_max": lambda s: s.copy_last_max,
-    "context_mean_relative_accuracy": lambda s: s.context_mean_mean,
-    "context_mean_relative_accuracy_max": lambda s: s.context_mean_max,
+    f"{prefix}relative_accuracy{suffix}": (lambda s, c=curve, h=how: s.stat(c, h))
+    for prefix, curve in CURVES for suffix, how in AGGREGATIONS
 }
 
 
@@ -504,9 +487,8 @@ def write_outputs(ev: PhysicsEval, out: str | Path, plot_pairs: int = 6) -> dict
             f.write(json.dumps({
                 "name": r.pair.name, "property": r.pair.property, "departure_frame": r.pair.departure_frame,
                 "possible": str(r.pair.possible.path), "impossible": str(r.pair.impossible.path),
-                **{f"{w}_{k}": getattr(getattr(r, w), k) for w in ("possible", "impossible")
-                   for k in ("mean", "max", "copy_last_mean", "copy_last_max", "context_mean_mean",
-                             "context_mean_max")},
+                **{f"{w}_{prefix}{how}": getattr(r, w).stat(curve, how) for w in ("possible", "impossible")
+                   for prefix, curve in CURVES for _, how in AGGREGATIONS},
                 "target_frames": r.possible.target_frames.tolist(),
                 "possible_curve": r.possible.curve.tolist(), "impossible_curve": r.impossible.curve.tolist(),
             }) + "\n")

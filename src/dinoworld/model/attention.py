@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from ..errors import UserError
 
 BACKENDS = ("auto", "dense", "grouped", "flex")
+#: this torch has FlexAttention (torch >= 2.5)
+_HAS_FLEX = importlib.util.find_spec("torch.nn.attention.flex_attention") is not None
 
 
 @dataclass
@@ -73,7 +75,7 @@ def resolve_backend(name: str, device: torch.device) -> str:
         raise UserError(f"unknown attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name != "auto":
         return name
-    return "flex" if device.type == "cuda" and _flex_available() else "grouped"
+    return "flex" if device.type == "cuda" and _HAS_FLEX else "grouped"
 
 
 @dataclass
@@ -153,13 +155,6 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, vis: Vi
 
 
 # ---------------------------------------------------------------------------------- FlexAttention
-def _flex_available() -> bool:
-    return _HAS_FLEX
-
-
-_HAS_FLEX = importlib.util.find_spec("torch.nn.attention.flex_attention") is not None
-
-
 _COMPILED_FLEX = None
 
 
