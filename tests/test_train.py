@@ -162,6 +162,35 @@ def test_two_torchrun_processes_match_single_process(videos, tmp_path, strategy,
         assert torch.allclose(multi[k], v, atol=2e-5), k
 
 
+def test_train_destroys_the_process_group_it_created_and_only_that(videos, tmp_path, monkeypatch):
+    """Left to interpreter exit, a gloo group can abort a finished rank (SIGABRT); train() tears down its own."""
+    import torch.distributed as dist
+
+    from dinoworld.train import loop
+    from dinoworld.train.distributed import Dist, shutdown_distributed
+
+    def join_group(owns):
+        dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / f"store{len(list(tmp_path.iterdir()))}"), 1),
+                                rank=0, world_size=1)
+        return Dist(owns_group=owns)
+
+    try:
+        monkeypatch.setattr(loop, "init_distributed", lambda: join_group(True))
+        _run(videos, tmp_path / "a", "stages=[{steps: 1, resolution: 28}]", resume=False)
+        assert not dist.is_initialized()
+        with pytest.raises(UserError):  # a failing run lets go of it too
+            _run(videos, tmp_path / "b", "optim.batch_size=3", resume=False)
+        assert not dist.is_initialized()
+        monkeypatch.setattr(loop, "init_distributed", lambda: join_group(False))  # the caller's group: kept
+        _run(videos, tmp_path / "c", "stages=[{steps: 1, resolution: 28}]", resume=False)
+        assert dist.is_initialized()
+        shutdown_distributed(Dist(owns_group=True))
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def test_a_feature_cache_fixes_the_resolution(videos, tmp_path):
     """A cache encoded at 28 px cannot train a stage 'at 56': refused, never silently recorded as 56."""
     from dinoworld.data import encode_videos_to_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ class Dist:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # this process created the process group, so it destroys it
 
     @property
     def is_main(self) -> bool:
@@ -37,10 +39,26 @@ def init_distributed() -> Dist:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    if world > 1 and not dist.is_initialized():
+    owns = world > 1 and not dist.is_initialized()
+    if owns:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
-    return Dist(rank=rank, world_size=world, local_rank=local, device=device)
+    return Dist(rank=rank, world_size=world, local_rank=local, device=device, owns_group=owns)
+
+
+def shutdown_distributed(env: Dist, clean: bool = True) -> None:
+    """Destroy the process group this process created, while the interpreter is still whole.
+
+    Left to interpreter exit, gloo's worker threads can be torn down mid-way and the process dies
+    with SIGABRT ("terminate called without an active exception") after its work is done. ``clean``
+    (every rank got here) waits for all ranks first; after an error no rank waits for the others.
+    """
+    if not (env.owns_group and dist.is_initialized()):
+        return
+    gc.collect()  # wrappers (DDP's reducer, FSDP's mesh) that still hold the group let go of it first
+    if clean:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def wrap_model(model: nn.Module, env: Dist, strategy: str, size: str) -> nn.Module:

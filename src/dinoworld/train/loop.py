@@ -33,7 +33,8 @@ from ..model.folder import CheckpointMeta, EncoderInfo, latest_checkpoint, load_
 from .checkpoint import remove_stale_writes, resume_point, save_checkpoint
 from .config import TrainConfig
 from .distributed import (
-    Dist, all_gather_objects, all_reduce_mean, all_reduce_sum, barrier, init_distributed, wrap_model,
+    Dist, all_gather_objects, all_reduce_mean, all_reduce_sum, barrier, init_distributed, shutdown_distributed,
+    wrap_model,
 )
 from .logging import MetricsLogger
 from .streams import check_cache_encoder, check_cache_resolution, make_stream, trajectory_meta
@@ -233,7 +234,17 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
     """
     if not cfg.data.source:
         raise UserError("no training data: set data.source=PATH (videos, a manifest, shards or a feature cache)")
-    env = init_distributed()
+    env = init_distributed()  # under torchrun: joins (or creates, and then destroys) the process group
+    try:
+        summary = _train(cfg, env, resume, max_steps, return_model)
+    except BaseException:
+        shutdown_distributed(env, clean=False)
+        raise
+    shutdown_distributed(env)
+    return summary
+
+
+def _train(cfg: TrainConfig, env: Dist, resume: bool, max_steps: int | None, return_model: bool) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
