@@ -150,9 +150,10 @@ def test_plan_cli_writes_episodes_summary_and_videos(wall_data, tmp_path, capsys
     out = tmp_path / "plan"
     code = main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
                  "--episodes", "3", "--samples", "8", "--iterations", "2", "--topk", "2", "--batch", "2",
-                 "--out", str(out), "--json"])
+                 "--out", str(out), "--nontrivial", "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["nontrivial"] and summary["start_success_rate"] == 0.0
     for key in ("success_rate", "random_success_rate", "ci95", "episodes", "seconds_per_plan", "planner", "budget",
                 "oracle_success_rate"):
         assert key in summary, key
@@ -240,3 +241,18 @@ def test_cem_builds_no_autograd_graph():
 
     cem(cost, 1, 2, 2 * F, CEMConfig(8, 2, 2))
     assert seen and not any(seen)
+
+
+def test_nontrivial_keeps_only_starts_that_do_not_already_pass(wall_data):
+    """Goals a few steps away are often already 'reached' at the start: the do-nothing baseline is
+    reported, and --nontrivial draws only pairs where the agent has to move."""
+    wm = _world_model(wall_data)
+    base = dict(cem=CEMConfig(4, 1, 2), episodes=12, batch=12, horizon=1, goal_steps=5, oracle=False)
+    every = evaluate(wm, "wall", wall_data, PlanningConfig(**base), progress=False)
+    assert 0 < every["start_success_rate"] < 1 and not every["nontrivial"]
+    hard = evaluate(wm, "wall", wall_data, PlanningConfig(**base, nontrivial=True), progress=False)
+    assert hard["start_success_rate"] == 0.0 and hard["nontrivial"] and hard["episodes"] == 12
+    from dinoworld.errors import UserError
+
+    with pytest.raises(UserError, match="drop --nontrivial"):  # goal = start: every pair is solved at the start
+        evaluate(wm, "wall", wall_data, PlanningConfig(**{**base, "goal_steps": 0}, nontrivial=True), progress=False)
