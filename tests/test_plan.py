@@ -153,7 +153,7 @@ def test_plan_cli_writes_episodes_summary_and_videos(wall_data, tmp_path, capsys
                  "--out", str(out), "--nontrivial", "--json"])
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["nontrivial"] and summary["start_success_rate"] == 0.0
+    assert summary["nontrivial"] and summary["idle_success_rate"] == 0.0
     for key in ("success_rate", "random_success_rate", "ci95", "episodes", "seconds_per_plan", "planner", "budget",
                 "oracle_success_rate"):
         assert key in summary, key
@@ -244,15 +244,15 @@ def test_cem_builds_no_autograd_graph():
 
 
 def test_nontrivial_keeps_only_starts_that_do_not_already_pass(wall_data):
-    """Goals a few steps away are often already 'reached' at the start: the do-nothing baseline is
-    reported, and --nontrivial draws only pairs where the agent has to move."""
+    """Goals a few steps away are often reached by doing nothing: that baseline (zero actions) is
+    reported, and --nontrivial draws only pairs where the agent has to act."""
     wm = _world_model(wall_data)
     base = dict(cem=CEMConfig(4, 1, 2), episodes=12, batch=12, horizon=1, goal_steps=5, oracle=False)
     every = evaluate(wm, "wall", wall_data, PlanningConfig(**base), progress=False)
-    assert 0 < every["start_success_rate"] < 1 and not every["nontrivial"]
+    assert 0 < every["idle_success_rate"] < 1 and not every["nontrivial"]
     hard = evaluate(wm, "wall", wall_data, PlanningConfig(**base, nontrivial=True), progress=False)
-    assert hard["start_success_rate"] == 0.0 and hard["nontrivial"] and hard["episodes"] == 12
+    assert hard["idle_success_rate"] == 0.0 and hard["nontrivial"] and hard["episodes"] == 12
     from dinoworld.errors import UserError
 
-    with pytest.raises(UserError, match="drop --nontrivial"):  # goal = start: every pair is solved at the start
+    with pytest.raises(UserError, match="drop --nontrivial"):  # goal = start: zero actions solve every pair
         evaluate(wm, "wall", wall_data, PlanningConfig(**{**base, "goal_steps": 0}, nontrivial=True), progress=False)
