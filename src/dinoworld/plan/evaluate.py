@@ -12,7 +12,9 @@ nearest the goal latent. The plan is de-normalised and executed in the simulator
   from the shifted previous plan, until ``mpc_steps`` actions are spent; success if the env's test
   passes at any step. Success never stops planning early or picks among plans.
 
-The same episodes are also run with uniformly random actions (the floor), and with CEM on the
+The same episodes are also run with uniformly random actions (the floor), with zero actions
+(doing nothing: in PointMaze the ball coasts on its recorded velocity and often reaches the goal,
+so ``nontrivial`` can keep only the pairs that doing nothing misses), and with CEM on the
 simulator itself (rendered final frames encoded and compared to the goal latent: the ceiling of
 the feature cost).
 """
@@ -114,8 +116,8 @@ class PlanningTask:
                             "pass the trajectory folder it was fine-tuned on")
 
     def idle_success(self, start: np.ndarray, goal: np.ndarray, steps: int) -> bool:
-        """Does doing nothing — ``steps`` zero actions (no move in Wall and PushT, no force in PointMaze,
-        where the ball coasts on) — pass the env's success test?"""
+        """Does doing nothing — ``steps`` zero actions (Wall: no move; PushT: the pusher holds its place;
+        PointMaze: no force, the ball coasts on) — pass the env's success test?"""
         final = self.env.rollout(start, np.zeros((steps, self.env.action_dim)))[-1]
         return bool(self.env.eval_state(goal, final)["success"])
 
