@@ -73,6 +73,7 @@ class EpisodeSpec:
     start: int  #: start step in the trajectory
     start_state: np.ndarray
     goal_state: np.ndarray
+    idle_success: bool = False  #: zero actions for the executed length reach the goal (doing nothing)
 
 
 def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
@@ -121,9 +122,10 @@ class PlanningTask:
         final = self.env.rollout(start, np.zeros((steps, self.env.action_dim)))[-1]
         return bool(self.env.eval_state(goal, final)["success"])
 
-    def episodes(self, n: int, goal_steps: int, seed: int, nontrivial_steps: int = 0) -> Iterator[EpisodeSpec]:
-        """``n`` (start, goal) pairs from held-out trajectories, cycling through them; with
-        ``nontrivial_steps`` only pairs that that many zero actions do not solve."""
+    def episodes(self, n: int, goal_steps: int, seed: int, idle_steps: int = 0,
+                 nontrivial: bool = False) -> Iterator[EpisodeSpec]:
+        """``n`` (start, goal) pairs from held-out trajectories, cycling through them, each with whether
+        ``idle_steps`` zero actions solve it; with ``nontrivial`` only the pairs they do not solve."""
         rng = np.random.default_rng([seed, 0x91A])
         order = rng.permutation(len(self.val_positions))
         made, tries, solved = 0, 0, 0
@@ -142,10 +144,12 @@ class PlanningTask:
             s = int(rng.integers(0, length - goal_steps + 1))
             start = np.asarray(ep["states"][s], np.float64)
             goal = self.env.rollout(start, ep["actions"][s : s + goal_steps])[-1]
-            if nontrivial_steps and self.idle_success(start, goal, nontrivial_steps):
+            idle = self.idle_success(start, goal, idle_steps)
+            if nontrivial and idle:
                 solved += 1
                 continue
-            yield EpisodeSpec(made, int(getattr(self.data, "episode_ids", range(len(self.data)))[p]), s, start, goal)
+            yield EpisodeSpec(made, int(getattr(self.data, "episode_ids", range(len(self.data)))[p]), s, start, goal,
+                              idle)
             made += 1
 
     def frames(self, states: list[np.ndarray]) -> torch.Tensor:
@@ -250,7 +254,7 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
     rng = np.random.default_rng([cfg.seed, 0xBA5E])
     rows: list[dict[str, Any]] = []
     plan_seconds: list[float] = []
-    specs = list(task.episodes(cfg.episodes, cfg.goal_steps, cfg.seed, cfg.horizon * f if cfg.nontrivial else 0))
+    specs = list(task.episodes(cfg.episodes, cfg.goal_steps, cfg.seed, cfg.horizon * f, cfg.nontrivial))
     bar = progress_bar(total=len(specs), desc=f"plan {env_name} ({cfg.planner})", unit="ep", disable=not progress)
     for b0 in range(0, len(specs), cfg.batch):
         batch = specs[b0 : b0 + cfg.batch]
@@ -284,7 +288,7 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
             row = {"episode": s.index, "trajectory": s.trajectory, "start_step": s.start, "success": success,
                    "final_distance": float(ev["distance"]), "steps_to_success": first,
                    "seconds_planning": secs, "random_success": bool(rev["success"]),
-                   "idle_success": task.idle_success(s.start_state, s.goal_state, cfg.horizon * f),
+                   "idle_success": s.idle_success,
                    "random_final_distance": float(rev["distance"])}
             if oracle is not None:
                 oev = task.env.eval_state(s.goal_state, oracle[i][0])
