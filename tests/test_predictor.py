@@ -203,3 +203,31 @@ def test_context_mean_baseline():
     ctx = torch.stack([torch.zeros(2, 2, 3), torch.full((2, 2, 3), 4.0)])[None]  # (1, 2, 2, 2, 3)
     out = context_mean_prediction(ctx, torch.tensor([[1.0, 2.0, 3.0]]))
     assert out.shape == (1, 3, 2, 2, 3) and torch.all(out == 2.0)
+
+
+def test_value_rope_tells_a_query_where_what_it_read_came_from():
+    """value_rope (off by default): a query that reads one context token gets an output that depends on
+    the token's position *relative to the query*; without it the output is the same wherever the token is."""
+    from dinoworld.model import build_predictor
+    from dinoworld.model.rope import rope_angles
+
+    def angles(pos):  # one token at (t, y, x) -> cos, sin
+        return rope_angles(torch.tensor([[pos]], dtype=torch.float64), build_predictor("tiny", in_dim=8).periods)
+
+    def read_one_token(value_rope: bool, key_pos, query_pos) -> torch.Tensor:
+        torch.manual_seed(0)
+        blk = build_predictor("tiny", in_dim=8, depth=1, value_rope=value_rope).blocks[0].eval()
+        ctx = torch.randn(1, 1, 128)  # a single context token: the query's attention weight on it is 1
+        q = torch.randn(1, 1, 128)
+        with torch.no_grad():
+            kv = blk.context_kv(ctx, *angles(key_pos))
+            return blk.attend(q, kv, *angles(query_pos), None)
+
+    here, there = (0.0, 0.0, 0.0), (0.0, 0.5, -0.25)
+    plain = [read_one_token(False, k, (0.5, 0.0, 0.0)) for k in (here, there)]
+    torch.testing.assert_close(plain[0], plain[1])  # the paper's block: position is lost in the values
+    rotated = [read_one_token(True, k, (0.5, 0.0, 0.0)) for k in (here, there)]
+    assert (rotated[0] - rotated[1]).abs().max() > 1e-3  # with value_rope the offset shows in the output
+    shifted = read_one_token(True, (0.3, 0.75, 0.0), (0.8, 0.25, 0.25))  # both moved by (0.3, 0.25, 0.25)
+    torch.testing.assert_close(shifted, rotated[1], rtol=1e-4, atol=1e-5)  # only the relative offset counts
+    assert not build_predictor("tiny", in_dim=8).cfg.value_rope

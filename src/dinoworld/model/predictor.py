@@ -52,6 +52,9 @@ class PredictorConfig:
     standardize: bool = False
     #: predict the change since the latest visible context frame instead of rebuilding every token
     residual: bool = False
+    #: rotate values with their token's RoPE and attention outputs back with the query's, so what a
+    #: query reads carries *where and when* it came from relative to the query (positions of moving things)
+    value_rope: bool = False
 
     def __post_init__(self) -> None:
         if self.dim % self.num_heads:
@@ -123,6 +126,7 @@ class CrossAttentionBlock(nn.Module):
     def __init__(self, cfg: PredictorConfig) -> None:
         super().__init__()
         self.num_heads = cfg.num_heads
+        self.value_rope = cfg.value_rope
         self.norm1 = nn.LayerNorm(cfg.dim)
         self.q = nn.Linear(cfg.dim, cfg.dim)
         self.kv = nn.Linear(cfg.dim, 2 * cfg.dim)
@@ -137,13 +141,16 @@ class CrossAttentionBlock(nn.Module):
     def context_kv(self, ctx: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys (rotated) and values of context tokens ``(B, N, dim)`` -> two ``(B, h, N, hd)``."""
         k, v = self.kv(ctx).chunk(2, dim=-1)
-        return apply_rope(self._heads(k), cos, sin), self._heads(v)
+        v = self._heads(v)
+        return apply_rope(self._heads(k), cos, sin), apply_rope(v, cos, sin) if self.value_rope else v
 
     def attend(self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], cos: torch.Tensor, sin: torch.Tensor,
                plan: AttentionPlan | None) -> torch.Tensor:
         """Multi-head cross-attention output ``(B, M, dim)`` for queries ``q`` ``(B, M, dim)``."""
         qh = apply_rope(self._heads(self.q(self.norm1(q))), cos, sin)
         out = attend(qh, kv[0], kv[1], plan)
+        if self.value_rope:  # rotate back by the query's angles: each value now sits at its relative offset
+            out = apply_rope(out, cos, -sin)
         b, _, m, _ = out.shape
         return self.proj(out.transpose(1, 2).reshape(b, m, -1))
 
