@@ -34,7 +34,8 @@ def test_demo_end_to_end_small(small_demo):
         assert syn[key]["autoregressive"][0] == pytest.approx(syn[key]["direct"][0])
     report = (tmp_path / "demo" / "report.md").read_text()
     assert "stand-in" in report and "copy-last" in report and "context-mean" in report
-    for png in ("synthetic_rollout.png", "synthetic_horizons_mean.png", "validation_curve.png"):
+    for png in ("synthetic_rollout.png", "synthetic_rollout_motion.png", "synthetic_horizons_mean.png",
+                "validation_curve.png"):
         with Image.open(tmp_path / "demo" / "figures" / png) as im:
             assert im.size[0] > 200
     assert json.loads((tmp_path / "demo" / "metrics.json").read_text())["train"]["steps"] == 20
@@ -152,7 +153,7 @@ def test_tiny_predictor_learns_to_beat_copy_last(tmp_path):
 def test_motion_measures_tell_moving_from_fading_predictions():
     """The report's evidence of dynamics: a prediction that moves the object gets a small centroid error
     and arrival ~1; copy-last and a prediction fading in place get arrival ~0 and copy-last's error."""
-    from dinoworld.eval.rollout import arrival, object_centroid
+    from dinoworld.eval.rollout import arrival, arrival_map, object_centroid
 
     bg = torch.zeros(4)
     obj = torch.tensor([1.0, 0.5, 0.0, 0.2])
@@ -170,3 +171,7 @@ def test_motion_measures_tell_moving_from_fading_predictions():
         assert overlap / total == pytest.approx(want, abs=1e-6)
     assert (object_centroid(moved, bg) - object_centroid(true, bg)).norm() < 1e-6
     assert (object_centroid(faded, bg) - object_centroid(true, bg)).norm() == pytest.approx(2.0)
+    # the motion figure's maps: only where the object newly is, nothing for copy-last or a fade in place
+    moved_map = arrival_map(true, last, bg)
+    assert moved_map[3, 4] == pytest.approx(float(obj.norm())) and moved_map.sum() == moved_map[3, 4]
+    assert arrival_map(last, last, bg).sum() == 0 and arrival_map(faded, last, bg).sum() == 0

@@ -14,8 +14,10 @@ from dinoworld.viz import (
     attention_figure,
     fit_pca,
     horizon_plot,
+    motion_figure,
     pca_to_rgb,
     render_attention,
+    render_motion,
     render_rollout,
     render_rollout_frames,
     rollout_figure,
@@ -169,6 +171,25 @@ def test_rollout_figure_png_context_marking_and_colours(tmp_path: Path) -> None:
     for row in ("encoder", "frames"):
         x, y = _cell_pixel(fig, f"{row}/4", 0.5, 0.5)
         assert np.all(img[y, x] == 255)
+
+
+def test_motion_figure_draws_each_map_on_the_first_rows_scale(tmp_path: Path) -> None:
+    frames = np.full((3, 16, 16, 3), 200, np.uint8)
+    true = [np.zeros((4, 4)), np.zeros((4, 4)), None]  # no truth past the video's end: a blank cell
+    true[0][1, 2], true[1][2, 3] = 2.0, 4.0
+    pred = [np.full((4, 4), 1.0), np.full((4, 4), 8.0), np.zeros((4, 4))]
+    maps = {"arrived": true, "predicted": pred}
+    fig = render_motion(frames, [1.0, 1.25, 1.5], maps, title="t")
+    by_label = {a.get_label(): a for a in fig.axes}
+    assert {"frames/0", "arrived/2", "predicted/1", "colorbar"} <= set(by_label)
+    img = by_label["arrived/1"].images[0]
+    assert np.array_equal(img.get_array(), true[1]) and img.get_clim() == (0.0, 4.0)  # scale: max of the truth
+    assert by_label["predicted/1"].images[0].get_clim() == (0.0, 4.0)  # a prediction above it saturates
+    assert not by_label["arrived/2"].images  # blank
+    path = motion_figure(frames, [1.0, 1.25, 1.5], maps, tmp_path / "m.png")
+    assert Image.open(path).size[0] > 300
+    with pytest.raises(ValueError, match="columns"):
+        render_motion(frames, [1.0, 1.25], maps)
 
 
 def test_rollout_figure_grows_with_columns(tmp_path: Path) -> None:

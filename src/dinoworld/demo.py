@@ -284,7 +284,7 @@ def render_report(m: dict[str, Any]) -> str:
     t = m["train"]
     setup = m.get("setup", {})
     pred = setup.get("predictor", {})
-    opts = ", ".join(k for k in ("standardize", "residual") if pred.get(k))
+    opts = ", ".join(k for k in ("standardize", "residual", "value_rope") if pred.get(k))
     lines += ["## Training", "",
               f"Tiny predictor{f' ({opts})' if opts else ''}, {t['steps']} steps in {t['seconds']} s on clips of "
               f"{setup.get('num_frames', '?')} frames {'–'.join(f'{x:g}' for x in setup.get('dt_s', []))} s apart. "
@@ -339,8 +339,13 @@ def render_report(m: dict[str, Any]) -> str:
                     lines.append(f"| {_horizon_cell(s, i)} | {c:.2f} | {a:.2f} | {cm:.2f} | {aa:.2f} | {am:.2f} |")
             lines.append("")
             lines += [motion_verdict(s), ""]
-        lines += [f"![{name} rollout](figures/{name}_rollout.png)", "",
-                  f"![{name} errors](figures/{name}_horizons_mean.png)", ""]
+        lines += [f"![{name} rollout](figures/{name}_rollout.png)", ""]
+        if name == "synthetic":
+            lines += ["The same rollout's motion: per patch, how much more object the true future (middle row) and "
+                      "the prediction (bottom row) show than the last context frame did. Copy-last would be black "
+                      "everywhere; a model that moves the objects lights up where the middle row does.", "",
+                      f"![{name} motion](figures/{name}_rollout_motion.png)", ""]
+        lines += [f"![{name} errors](figures/{name}_horizons_mean.png)", ""]
         if name == "synthetic":
             lines += ["Cross-attention of the centre patch of the first prediction over the context (colour bar: "
                       "attention weight, averaged over heads):", "", "![attention](figures/synthetic_attention.png)", ""]

@@ -41,6 +41,8 @@ class Rollout:
     centroid_errors: dict[str, list[float | None]] = field(default_factory=dict)
     #: method -> per-horizon ``(overlap, total)`` of :func:`arrival` (None past the video's end)
     arrivals: dict[str, list[tuple[float, float] | None]] = field(default_factory=dict)
+    #: ``(D,)`` the feature of "no object" these measures use: per-channel median of the last context frame
+    background: torch.Tensor | None = None
 
 
 def l1(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -73,13 +75,17 @@ def arrival(pred: torch.Tensor, true: torch.Tensor, last: torch.Tensor, backgrou
     map. Copy-last scores 0, a prediction that fades or blurs in place about 0, one that moves the
     objects to where they really went up to ``total``.
     """
+    a_true, a_pred = arrival_map(true, last, background), arrival_map(pred, last, background)
+    return float(torch.minimum(a_pred, a_true).sum()), float(a_true.sum())
+
+
+def arrival_map(feats: torch.Tensor, last: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """``relu(dev(feats) - dev(last))`` ``(h, w)``: where a feature map ``(h, w, D)`` shows objects that the
+    last context frame did not, with ``dev`` the per-patch distance to ``background (D,)`` (see :func:`arrival`)."""
     def dev(f: torch.Tensor) -> torch.Tensor:
         return (f.float() - background.float()).norm(dim=-1)
 
-    base = dev(last)
-    a_true = (dev(true) - base).clamp_min(0)
-    a_pred = (dev(pred) - base).clamp_min(0)
-    return float(torch.minimum(a_pred, a_true).sum()), float(a_true.sum())
+    return (dev(feats) - dev(last)).clamp_min(0)
 
 
 def arrival_captured(arrivals: list[dict[str, list]], method: str = "autoregressive") -> list[float | None]:
@@ -129,6 +135,7 @@ def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: 
     hedge = context_mean_prediction(ctx, q)[0].cpu()
     # background of the object centroids: per-channel median of the last context frame's tokens
     bg = ctx[0, -1].reshape(-1, ctx.shape[-1]).median(dim=0).values.cpu()
+    out.background = bg
 
     def centroid(f: torch.Tensor | None) -> tuple[float, float] | None:
         return None if f is None else tuple(float(v) for v in object_centroid(f, bg))
@@ -149,7 +156,7 @@ def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: 
 
 def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout", title: str | None = None) -> dict[str, str]:
     """Figure (PNG), video (MP4), horizon plot (PNG) and errors (JSON) of a rollout."""
-    from ..viz import fit_pca, horizon_plot, rollout_figure, write_rollout_mp4
+    from ..viz import fit_pca, horizon_plot, motion_figure, rollout_figure, write_rollout_mp4
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +170,12 @@ def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout"
                                      title=title)),
         "video": str(write_rollout_mp4(frames, r.true, preds, r.times, r.is_context, out / f"{name}.mp4", pca=pca)),
     }
+    if r.background is not None:
+        last = r.true[n_ctx - 1]
+        maps = {"where objects arrived": [None if t is None else arrival_map(t, last, r.background) for t in r.true[n_ctx:]],
+                "predicted (autoregressive)": [arrival_map(p, last, r.background) for p in r.autoregressive]}
+        files["motion"] = str(motion_figure(frames[n_ctx:], r.times[n_ctx:], maps, out / f"{name}_motion.png",
+                                            title=(title + ": " if title else "") + "motion since the last context frame"))
     have = [i for i, e in enumerate(r.errors["copy-last"]) if e is not None]
     if have:
         files["horizons"] = str(horizon_plot([r.horizons[i] for i in have],

@@ -1,11 +1,13 @@
-"""Visualisation: PCA-to-RGB latent rollouts, cross-attention maps, horizon plots, rollout videos."""
+"""Visualisation: PCA-to-RGB latent rollouts, motion maps, cross-attention maps, horizon plots, rollout videos."""
 
 from dinoworld.viz.figures import (
     attention_figure,
     bar_plot,
     horizon_plot,
+    motion_figure,
     render_attention,
     render_horizon_plot,
+    render_motion,
     render_rollout,
     rollout_figure,
 )
@@ -24,6 +26,8 @@ __all__ = [
     "horizon_plot",
     "render_horizon_plot",
     "bar_plot",
+    "motion_figure",
+    "render_motion",
     "render_rollout_frames",
     "write_rollout_mp4",
 ]

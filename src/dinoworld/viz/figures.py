@@ -33,6 +33,8 @@ __all__ = [
     "horizon_plot",
     "render_horizon_plot",
     "bar_plot",
+    "motion_figure",
+    "render_motion",
     "to_uint8_image",
     "format_time",
     "frame_columns",
@@ -252,6 +254,84 @@ def rollout_figure(
     fig = render_rollout(frames, times, true_feats, pred_feats, is_context, pca, title,
                          show_context_preds=show_context_preds, cell_inches=cell_inches, dpi=dpi)
     return _save(fig, path)
+
+
+def render_motion(
+    frames: FrameColumns,
+    times: Sequence[float] | np.ndarray | Tensor,
+    maps: Mapping[str, Sequence[ImageLike | None]],
+    title: str | None = None,
+    *,
+    cell_inches: float = 1.3,
+    dpi: int = 100,
+) -> Figure:
+    """Build the motion figure (see :func:`motion_figure`) and return it without saving.
+
+    Axes are labelled ``"frames/<col>"`` and ``"<row name>/<col>"``; the colour bar ``"colorbar"``.
+    """
+    times_l = [float(t) for t in (times.tolist() if hasattr(times, "tolist") else times)]
+    t = len(times_l)
+    rows = {k: [None if m is None else np.asarray(m.detach().cpu() if isinstance(m, Tensor) else m, np.float32)
+                for m in v] for k, v in maps.items()}
+    for name, ms in rows.items():
+        if len(ms) != t:
+            raise ValueError(f"map row {name!r} has {len(ms)} columns for {t} times")
+    frame_cols = frame_columns(frames, t)
+    have = [m for ms in rows.values() for m in ms if m is not None]
+    first = [m for m in next(iter(rows.values()), []) if m is not None]
+    vmax = max((float(m.max()) for m in (first or have)), default=0.0) or 1.0  # the first row's scale
+    names = (["frames"] if any(f is not None for f in frame_cols) else []) + list(rows)
+    cell_w = cell_h = cell_inches
+    top_in = 0.3 + (0.35 if title else 0.0)
+    grid_w = _LABEL_W_IN + t * cell_w + (t - 1) * _GAP_X_IN
+    width = grid_w + _CBAR_GAP_IN + _CBAR_W_IN + _CBAR_LABEL_IN
+    height = top_in + len(names) * cell_h + (len(names) - 1) * _GAP_Y_IN + 0.1
+    fig = _new_figure(width, height, dpi)
+    grid = _grid_axes(fig, len(names), t, cell_w, cell_h, top_in, _LABEL_W_IN)
+    cmap = colormaps["magma"]
+    for r, name in enumerate(names):
+        for c in range(t):
+            ax = grid[r][c]
+            ax.set_label(f"{name}/{c}")
+            img = frame_cols[c] if name == "frames" else rows[name][c]
+            if img is None:
+                _blank(ax)
+            elif name == "frames":
+                _show(ax, img)
+            else:
+                ax.imshow(img, cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest", aspect="auto",
+                          extent=(0, 1, 1, 0))
+        y_mid = grid[r][0].get_position().y0 + grid[r][0].get_position().height / 2
+        fig.text((_LABEL_W_IN - 0.08) / width, y_mid, name, ha="right", va="center", fontsize=8, wrap=True)
+    for c in range(t):
+        grid[0][c].set_title(format_time(times_l[c]), fontsize=8, pad=3)
+    top, bottom = grid[1 if names[0] == "frames" else 0][0].get_position(), grid[-1][0].get_position()
+    cax = fig.add_axes(((grid_w + _CBAR_GAP_IN) / width, bottom.y0, _CBAR_W_IN / width, top.y1 - bottom.y0))
+    cax.set_label("colorbar")
+    cbar = fig.colorbar(ScalarMappable(Normalize(0.0, vmax), cmap), cax=cax)
+    cbar.ax.tick_params(labelsize=6)
+    cbar.set_label("object feature gained", fontsize=6)
+    if title:
+        fig.suptitle(title, y=1 - 0.12 / height, va="top", fontsize=10)
+    return fig
+
+
+def motion_figure(
+    frames: FrameColumns,
+    times: Sequence[float] | np.ndarray | Tensor,
+    maps: Mapping[str, Sequence[ImageLike | None]],
+    path: PathLike,
+    title: str | None = None,
+    **kwargs,
+) -> Path:
+    """Write a figure of where things moved and return its path.
+
+    Columns are the predicted times; rows are the true frames ``(T, H', W', 3)`` (skipped if None) and
+    one row of ``(h, w)`` heat maps per entry of ``maps`` (e.g. where objects truly arrived since the
+    last context frame, and where a prediction puts them), all on the colour scale of the first map row,
+    with one colour bar. ``None`` leaves a cell blank.
+    """
+    return _save(render_motion(frames, times, maps, title, **kwargs), path)
 
 
 def _grey(img: np.ndarray) -> np.ndarray:
