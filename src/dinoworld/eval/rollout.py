@@ -173,7 +173,7 @@ def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout"
     if r.background is not None:
         last = r.true[n_ctx - 1]
         maps = {"where objects arrived": [None if t is None else arrival_map(t, last, r.background) for t in r.true[n_ctx:]],
-                "predicted (autoregressive)": [arrival_map(p, last, r.background) for p in r.autoregressive]}
+                "predicted (AR)": [arrival_map(p, last, r.background) for p in r.autoregressive]}
         files["motion"] = str(motion_figure(frames[n_ctx:], r.times[n_ctx:], maps, out / f"{name}_motion.png",
                                             title=(title + ": " if title else "") + "motion since the last context frame"))
     have = [i for i, e in enumerate(r.errors["copy-last"]) if e is not None]
