@@ -170,12 +170,13 @@ def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout"
                                      title=title)),
         "video": str(write_rollout_mp4(frames, r.true, preds, r.times, r.is_context, out / f"{name}.mp4", pca=pca)),
     }
-    if r.background is not None:
-        last = r.true[n_ctx - 1]
-        maps = {"where objects arrived": [None if t is None else arrival_map(t, last, r.background) for t in r.true[n_ctx:]],
-                "predicted (AR)": [arrival_map(p, last, r.background) for p in r.autoregressive]}
+    if r.background is not None:  # where objects arrived since the last context frame: truth vs prediction
+        last, bg = r.true[n_ctx - 1], r.background
+        maps = {"where objects arrived": [None if t is None else arrival_map(t, last, bg) for t in r.true[n_ctx:]],
+                "predicted (AR)": [arrival_map(p, last, bg) for p in r.autoregressive]}
+        heading = (title + ": " if title else "") + "motion since the last context frame"
         files["motion"] = str(motion_figure(frames[n_ctx:], r.times[n_ctx:], maps, out / f"{name}_motion.png",
-                                            title=(title + ": " if title else "") + "motion since the last context frame"))
+                                            title=heading))
     have = [i for i, e in enumerate(r.errors["copy-last"]) if e is not None]
     if have:
         files["horizons"] = str(horizon_plot([r.horizons[i] for i in have],
