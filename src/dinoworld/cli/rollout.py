@@ -50,7 +50,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", default="auto",
                    help="auto (DINOv2-B/14-reg if its weights are cached or given, else the stand-in), or an encoder name")
     p.add_argument("--encoder-weights", help="local folder/file (or hub id) of the encoder weights")
-    p.add_argument("--steps", type=int, default=STEPS, help=f"training steps (default {STEPS}, a few minutes on one CPU core)")
+    p.add_argument("--steps", type=int, default=STEPS,
+                   help=f"training steps (default {STEPS}: about 4 minutes on two CPU cores)")
     p.add_argument("--resolution", type=int, default=RESOLUTION, help="frame side in px (multiple of the patch size)")
     p.add_argument("--train-videos", type=int, default=NUM_TRAIN, help="synthetic training videos")
     p.add_argument("--val-videos", type=int, default=NUM_VAL, help="synthetic held-out videos")
