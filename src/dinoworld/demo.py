@@ -94,15 +94,35 @@ def pick_encoder(name: str, weights: str | None):
         return load_encoder(STANDIN_ENCODER), note
 
 
+def train_config(out: Path, run_dir: Path, encoder: str, encoder_weights: str | None = None, steps: int = STEPS,
+                 resolution: int = RESOLUTION, seed: int = 0, progress: bool = True, overrides: dict | None = None):
+    """The demo's training configuration on the feature cache under ``out`` (``overrides``: nested
+    dict merged on top, e.g. ``{"model": {"predictor": {"value_rope": False}}}``)."""
+    from .config import merge
+    from .train import TrainConfig
+
+    cfg = merge(TrainConfig(), {
+        "out_dir": str(run_dir), "seed": seed,
+        "data": {"source": str(out / "cache" / "train"), "val_source": str(out / "cache" / "val"),
+                 "num_frames": NUM_FRAMES, "dt_min": DT[0], "dt_max": DT[1], "num_workers": 0},
+        "model": {"size": "tiny", "encoder": encoder, "encoder_weights": encoder_weights, "predictor": dict(PREDICTOR)},
+        "optim": {"lr": 2e-3, "warmup_steps": 50, "schedule": "cosine", "min_lr_ratio": 0.05, "weight_decay": 0.05,
+                  "batch_size": BATCH, "micro_batch_size": BATCH},
+        "stages": [{"steps": steps, "resolution": resolution}],
+        "log_every": 25, "val_every": max(steps // 6, 1), "ckpt_every": steps, "tensorboard": False,
+        "progress": progress,
+    })
+    return merge(cfg, overrides or {})
+
+
 def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weights: str | None = None,
              steps: int = STEPS, resolution: int = RESOLUTION, num_train: int = NUM_TRAIN, num_val: int = NUM_VAL,
              seed: int = 0, progress: bool = True) -> dict[str, Any]:
     import torch
 
-    from .config import merge
     from .data import encode_videos_to_cache
-    from .eval.rollout import as_jsonable, attention_outputs, rollout_video, write_rollout_outputs
-    from .train import TrainConfig, train
+    from .eval.rollout import as_jsonable, attention_outputs, write_rollout_outputs
+    from .train import train
     from .train.logging import read_metrics
     from .viz import horizon_plot
     from .model import WorldModel
@@ -130,17 +150,7 @@ def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weight
                                batch_size=32, progress=progress)
 
     say(f"3/4 training a tiny predictor for {steps} steps")
-    cfg = merge(TrainConfig(), {
-        "out_dir": str(out / "run"), "seed": seed,
-        "data": {"source": str(out / "cache" / "train"), "val_source": str(out / "cache" / "val"),
-                 "num_frames": NUM_FRAMES, "dt_min": DT[0], "dt_max": DT[1], "num_workers": 0},
-        "model": {"size": "tiny", "encoder": enc.name, "encoder_weights": encoder_weights, "predictor": dict(PREDICTOR)},
-        "optim": {"lr": 2e-3, "warmup_steps": 50, "schedule": "cosine", "min_lr_ratio": 0.05, "weight_decay": 0.05,
-                  "batch_size": BATCH, "micro_batch_size": BATCH},
-        "stages": [{"steps": steps, "resolution": resolution}],
-        "log_every": 25, "val_every": max(steps // 6, 1), "ckpt_every": steps, "tensorboard": False,
-        "progress": progress,
-    })
+    cfg = train_config(out, out / "run", enc.name, encoder_weights, steps, resolution, seed, progress)
     t_train = time.time()
     summary = train(cfg, resume=False)  # a rerun trains afresh (the video set and cache are reused)
     train_s = time.time() - t_train
@@ -155,7 +165,7 @@ def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weight
     for set_name, paths in (("synthetic", videos["val"]), ("real", videos["real_val"])):
         rolls = []
         for i, path in enumerate(paths):
-            r = rollout_video(wm, path, context=CONTEXT, horizon=HORIZON, step=STEP, start=0.0, resolution=resolution)
+            r = heldout_rollout(wm, path, resolution)
             rolls.append(r)
             if i == 0:
                 write_rollout_outputs(r, figs, name=f"{set_name}_rollout", title=f"held-out {set_name} clip: {Path(path).name}")
@@ -187,6 +197,14 @@ def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weight
     (out / "report.md").write_text(render_report(metrics))
     say(f"report: {out / 'report.md'}  ({metrics['total_seconds']:.0f}s)")
     return metrics
+
+
+def heldout_rollout(wm, path: str | Path, resolution: int = RESOLUTION):
+    """The demo's rollout of one held-out clip: :data:`CONTEXT` frames from 0 s, every :data:`STEP`,
+    then predictions up to :data:`HORIZON` after the last context frame."""
+    from .eval.rollout import rollout_video
+
+    return rollout_video(wm, path, context=CONTEXT, horizon=HORIZON, step=STEP, start=0.0, resolution=resolution)
 
 
 def summarise_rollouts(rolls: list, paths: list[str], root: Path) -> dict[str, Any]:
