@@ -133,6 +133,29 @@ def _context_square(ax: Axes) -> None:
             fontsize=7, zorder=4)
 
 
+def _row_label(fig: Figure, ax: Axes, text: str, fontsize: int = 9, **kw) -> None:
+    """A row's label, right-aligned in the left margin at the height of the row's first axes ``ax``."""
+    pos = ax.get_position()
+    fig.text((_LABEL_W_IN - 0.08) / fig.get_size_inches()[0], pos.y0 + pos.height / 2, text, ha="right",
+             va="center", fontsize=fontsize, **kw)
+
+
+def _colour_bar(fig: Figure, x_in: float, y0: float, y1: float, vmax: float, cmap, label: str, name: str) -> None:
+    """A colour bar of ``cmap`` on ``[0, vmax]`` at ``x_in`` inches from the left, spanning figure
+    fractions ``y0..y1``; its axes are labelled ``name``."""
+    fw = fig.get_size_inches()[0]
+    cax = fig.add_axes((x_in / fw, y0, _CBAR_W_IN / fw, y1 - y0))
+    cax.set_label(name)
+    cbar = fig.colorbar(ScalarMappable(Normalize(0.0, vmax), cmap), cax=cax)
+    cbar.ax.tick_params(labelsize=6)
+    cbar.set_label(label, fontsize=6)
+
+
+def _floats(xs) -> list[float]:
+    """A sequence, array or tensor of numbers as a list of floats."""
+    return [float(x) for x in (xs.tolist() if hasattr(xs, "tolist") else xs)]
+
+
 def rollout_columns(frames: FrameColumns, times, true_feats: FeatureColumns, pred_feats: FeatureColumns,
                     is_context, pca: PCA | None, caller: str):
     """Per-time-step inputs of a rollout figure or video, checked and PCA-coloured with one projection.
@@ -140,7 +163,7 @@ def rollout_columns(frames: FrameColumns, times, true_feats: FeatureColumns, pre
     Returns ``(times, is_context, frames, true_rgb, pred_rgb)`` as equal-length lists; the PCA is
     fitted on the encoder features when ``pca`` is None (on predictions if there are none).
     """
-    times_l = [float(t) for t in (times.tolist() if hasattr(times, "tolist") else times)]
+    times_l = _floats(times)
     t = len(times_l)
     if t == 0:
         raise ValueError(f"{caller} needs at least one time step")
@@ -206,9 +229,7 @@ def render_rollout(
                 _blank(ax)
             else:
                 _show(ax, img)
-        # Row label, right-aligned in the left margin.
-        y_mid = grid[r][0].get_position().y0 + grid[r][0].get_position().height / 2
-        fig.text((_LABEL_W_IN - 0.08) / width, y_mid, name, ha="right", va="center", fontsize=9)
+        _row_label(fig, grid[r][0], name)
 
     for c in range(t):
         grid[0][c].set_title(format_time(times_l[c]), fontsize=8, pad=3,
@@ -269,7 +290,7 @@ def render_motion(
 
     Axes are labelled ``"frames/<col>"`` and ``"<row name>/<col>"``; the colour bar ``"colorbar"``.
     """
-    times_l = [float(t) for t in (times.tolist() if hasattr(times, "tolist") else times)]
+    times_l = _floats(times)
     t = len(times_l)
     rows = {k: [None if m is None else np.asarray(m.detach().cpu() if isinstance(m, Tensor) else m, np.float32)
                 for m in v] for k, v in maps.items()}
@@ -301,16 +322,11 @@ def render_motion(
             else:
                 ax.imshow(img, cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest", aspect="auto",
                           extent=(0, 1, 1, 0))
-        y_mid = grid[r][0].get_position().y0 + grid[r][0].get_position().height / 2
-        fig.text((_LABEL_W_IN - 0.08) / width, y_mid, name, ha="right", va="center", fontsize=8, wrap=True)
+        _row_label(fig, grid[r][0], name, fontsize=8, wrap=True)
     for c in range(t):
         grid[0][c].set_title(format_time(times_l[c]), fontsize=8, pad=3)
     top, bottom = grid[1 if names[0] == "frames" else 0][0].get_position(), grid[-1][0].get_position()
-    cax = fig.add_axes(((grid_w + _CBAR_GAP_IN) / width, bottom.y0, _CBAR_W_IN / width, top.y1 - bottom.y0))
-    cax.set_label("colorbar")
-    cbar = fig.colorbar(ScalarMappable(Normalize(0.0, vmax), cmap), cax=cax)
-    cbar.ax.tick_params(labelsize=6)
-    cbar.set_label("object feature gained", fontsize=6)
+    _colour_bar(fig, grid_w + _CBAR_GAP_IN, bottom.y0, top.y1, vmax, cmap, "object feature gained", "colorbar")
     if title:
         fig.suptitle(title, y=1 - 0.12 / height, va="top", fontsize=10)
     return fig
@@ -429,16 +445,9 @@ def render_attention(
         ax.text(0.5, 0.97, "attn mass / frame", transform=ax.transAxes, ha="center", va="top", fontsize=6)
         # Colour bar of this block's scale (the overlay's colours; weights near 0 are also transparent).
         pos = grid[b + 1][0].get_position()
-        cax = fig.add_axes(((grid_w + _CBAR_GAP_IN) / width, pos.y0, _CBAR_W_IN / width, pos.height))
-        cax.set_label(f"colorbar/{b}")
-        cbar = fig.colorbar(ScalarMappable(Normalize(0.0, vmax), cmap), cax=cax)
-        cbar.ax.tick_params(labelsize=6)
-        cbar.set_label("attention weight", fontsize=6)
-        y_mid = pos.y0 + pos.height / 2
-        fig.text((_LABEL_W_IN - 0.08) / width, y_mid, f"block {block_ids[b]}", ha="right", va="center",
-                 fontsize=9)
-    y_mid = grid[0][0].get_position().y0 + grid[0][0].get_position().height / 2
-    fig.text((_LABEL_W_IN - 0.08) / width, y_mid, "frames", ha="right", va="center", fontsize=9)
+        _colour_bar(fig, grid_w + _CBAR_GAP_IN, pos.y0, pos.y1, vmax, cmap, "attention weight", f"colorbar/{b}")
+        _row_label(fig, grid[b + 1][0], f"block {block_ids[b]}")
+    _row_label(fig, grid[0][0], "frames")
     if title:
         fig.suptitle(title, y=1 - 0.12 / height, va="top", fontsize=10)
     return fig
