@@ -16,6 +16,7 @@ honestly".
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -36,9 +37,9 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="training config overrides")
     p.add_argument("--out", type=Path, help="where the runs go (default DEMO_DIR/variants)")
     a = p.parse_args()
-    if not (a.demo_dir / "cache" / "train").is_dir():
-        raise SystemExit(f"error: {a.demo_dir} has no cache/train; run `dinoworld demo --out {a.demo_dir}` first")
-    encoder = load_encoder("pixel-pyramid")  # the demo's encoder without DINOv2 weights (the cache says which)
+    if not (a.demo_dir / "metrics.json").is_file() or not (a.demo_dir / "cache" / "train").is_dir():
+        raise SystemExit(f"error: {a.demo_dir} is not a finished demo folder; run `dinoworld demo --out {a.demo_dir}` first")
+    encoder = load_encoder(json.loads((a.demo_dir / "metrics.json").read_text())["encoder"], local_only=True)
     vals = sorted(str(v) for v in (a.demo_dir / "videos" / "val").rglob("*.mp4") if "real" not in v.parts)
     overrides = parse_overrides(a.set)
     print(f"{torch.get_num_threads()} threads; overrides {overrides or 'none'}; {a.steps} steps; {len(vals)} clips")
