@@ -2,6 +2,7 @@
 probe, present-time heads and the CLI end to end (tiny predictor, pixel-pyramid stand-in)."""
 
 import argparse
+import dataclasses
 import json
 import math
 
@@ -27,11 +28,13 @@ from dinoworld.errors import UserError
 from dinoworld.eval.forecast import (
     PROTOCOLS,
     Scoring,
+    TaskScore,
     confusion_matrix,
     evaluate_forecast,
     forecast_features,
     iou_per_class,
     mean_iou,
+    paired_bootstrap_ci,
     rmse,
     sliding_average,
     sliding_windows,
@@ -70,6 +73,46 @@ def test_rmse_by_hand():
     pred = np.array([[3.0, 50.0], [1.0, 0.0]])
     assert rmse(pred, gt) == pytest.approx(math.sqrt((1.0 + 9.0) / 2))
     assert math.isnan(rmse(pred, np.zeros((2, 2))))
+
+
+def _logits(classes: np.ndarray, num_classes: int = 3) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.as_tensor(classes), num_classes).permute(2, 0, 1).float()
+
+
+def test_paired_bootstrap_resamples_whole_sequences():
+    """model - copy-last intervals: exactly 0 for equal predictions, above 0 when the model is better in
+    every sequence, straddling 0 when sequences disagree; whole sequences are resampled."""
+    truth = np.array([[0, 1], [2, 2]])
+    wrong = np.array([[0, 0], [0, 2]])
+
+    def score(model_right: list[bool]) -> TaskScore:
+        ts = TaskScore("segmentation", 3)
+        for g, right in enumerate(model_right):
+            for _ in range(3):  # several windows per sequence, pooled into the sequence's group
+                ts.add({"mid/model": _logits(truth if right else wrong),
+                        "mid/copy_last": _logits(wrong if right else truth)}, truth, group=g)
+        return ts
+
+    better = score([True] * 5)
+    lo, hi = paired_bootstrap_ci(better.score, "mid/model", "mid/copy_last", list(range(5)), draws=200)
+    gain = better.score("mid/model") - better.score("mid/copy_last")
+    assert gain > 0 and lo == pytest.approx(gain) and hi == pytest.approx(gain)
+    assert paired_bootstrap_ci(better.score, "mid/model", "mid/model", list(range(5)), draws=50) == [0.0, 0.0]
+    mixed = score([True, False, True, False, True, False])
+    lo, hi = paired_bootstrap_ci(mixed.score, "mid/model", "mid/copy_last", list(range(6)), draws=400)
+    assert lo < 0 < hi
+    assert paired_bootstrap_ci(mixed.score, "mid/model", "mid/copy_last", [0], draws=10) is None
+    # a bootstrap draw may repeat a sequence: the score sums its confusion twice
+    assert mixed.score("mid/model", [0, 0]) == pytest.approx(100.0) and mixed.score("mid/model", [1]) < 100
+    assert mixed.confusion["mid/model"].sum() == 6 * 3 * 4
+    # depth: the mean per-image RMSE, the interval of a constant 0.5 m gain is [-0.5, -0.5]
+    depth = TaskScore("depth")
+    for g in range(4):
+        gt = np.full((2, 2), 3.0 + g)
+        depth.add({"short/model": torch.as_tensor(gt + 0.5)[None], "short/copy_last": torch.as_tensor(gt + 1.0)[None]},
+                  gt, group=g)
+    assert depth.intervals(draws=100)["short"]["model_minus_copy_last"] == pytest.approx([-0.5, -0.5])
+    assert depth.intervals(draws=10)["mid"]["model_minus_copy_last"] is None  # nothing scored there
 
 
 def test_sliding_windows_on_a_size_that_is_not_a_multiple_of_the_stride():
@@ -308,6 +351,13 @@ def test_copy_last_as_the_model_scores_as_copy_last(probe):
     for metric in ("miou", "rmse"):
         for h in ("short", "mid"):
             assert s[metric][h]["model"] == pytest.approx(s[metric][h]["copy_last"])
+    assert s["sequences"] == 1 and s["ci95"]["miou"]["mid"]["model_minus_copy_last"] is None  # one sequence: no CI
+    # the same sequence listed twice: two groups, and model = copy-last gives the interval [0, 0]
+    twice = {t: dataclasses.replace(d, sequences=d.sequences * 2) for t, d in dss.items()}
+    s2 = evaluate_forecast(wm, twice, heads, PROTOCOLS["synthetic"], Scoring(0, (0, 0), 0)).summary
+    assert s2["sequences"] == 2 and s2["windows"] == 4
+    assert s2["ci95"]["miou"]["mid"]["model_minus_copy_last"] == pytest.approx([0.0, 0.0], abs=1e-9)
+    assert s2["ci95"]["rmse"]["short"]["model_minus_copy_last"] == pytest.approx([0.0, 0.0], abs=1e-9)
     # sliding 28-px windows over the 56-px frames (stride 20, not a divisor) run through the same path
     ev2 = evaluate_forecast(wm, dss, heads, PROTOCOLS["synthetic"], Scoring(56, (42, 42), 20), max_samples=1)
     assert ev2.summary["windows"] == 1 and 0 <= ev2.summary["miou"]["present"] <= 100
@@ -326,6 +376,7 @@ def test_eval_forecast_cli_json(probe, tmp_path, capsys):
     assert set(res["miou"]) == {"present", "short", "mid"} and set(res["miou"]["mid"]) == {"model", "copy_last", "context_mean"}
     assert set(res["rmse"]["short"]) == {"model", "copy_last", "context_mean"} and res["rmse"]["present"] > 0
     assert "predicted" in out and "copy-last" in out and "present" in out
+    assert res["ci95"]["miou"]["mid"] == {"model_minus_copy_last": None, "model_minus_context_mean": None}
     assert (heads / "segmentation" / "model.safetensors").is_file() and (heads / "depth" / "config.json").is_file()
     saved = json.loads((tmp_path / "o" / "forecast.json").read_text())
     assert np.array(saved["confusion"]["present"]).shape == (3, 3) and "confusion" not in res

@@ -62,7 +62,7 @@ def render_labelled_scene(seconds: float = 3.0, fps: float = 10.0, size: int | t
     return np.stack(frames), np.stack(classes), np.stack(depth)
 
 
-def write_forecast_probe(out: str | Path, train_videos: int = 48, train_sequences: int = 12, val_sequences: int = 8,
+def write_forecast_probe(out: str | Path, train_videos: int = 48, train_sequences: int = 12, val_sequences: int = 64,
                          size: int = 112, fps: float = 15.0, seconds: float = 2.0, train_seconds: float = 4.0,
                          num_objects: int = 3, seed: int = 0,
                          progress: Callable[[str], None] | None = None) -> dict[str, Any]:

@@ -284,34 +284,67 @@ def forecast_maps(wm: Any, heads: dict[str, DenseHead], frames: torch.Tensor, ti
 
 @dataclass
 class TaskScore:
-    """Running scores of one task over a split."""
+    """Running scores of one task over a split, kept per group (sequence) for confidence intervals."""
 
     task: str
     num_classes: int = 0
-    confusion: dict[str, np.ndarray] = field(default_factory=dict)
-    rmses: dict[str, list[float]] = field(default_factory=dict)
+    #: ``{key: {group: confusion (C, C)}}`` (segmentation) or ``{key: {group: [rmse, ...]}}`` (depth)
+    parts: dict[str, dict[int, Any]] = field(default_factory=dict)
 
-    def add(self, maps: dict[str, torch.Tensor], label: np.ndarray, max_depth: float = 80.0) -> None:
+    def add(self, maps: dict[str, torch.Tensor], label: np.ndarray, max_depth: float = 80.0, group: int = 0) -> None:
         for k, m in maps.items():
+            g = self.parts.setdefault(k, {})
             if self.task == "segmentation":
-                pred = m.argmax(0).numpy()
-                c = confusion_matrix(pred, label, self.num_classes)
-                self.confusion[k] = self.confusion.get(k, 0) + c
+                c = confusion_matrix(m.argmax(0).numpy(), label, self.num_classes)
+                g[group] = g.get(group, 0) + c
             else:
                 r = rmse(m[0].numpy(), label, max_depth)
                 if math.isfinite(r):
-                    self.rmses.setdefault(k, []).append(r)
+                    g.setdefault(group, []).append(r)
 
-    def value(self, key: str) -> float:
+    @property
+    def confusion(self) -> dict[str, np.ndarray]:
+        """One confusion matrix per key, summed over the split (segmentation)."""
+        return {k: sum(g.values()) for k, g in self.parts.items() if g} if self.task == "segmentation" else {}
+
+    def score(self, key: str, groups: Sequence[int] | None = None) -> float:
+        """mIoU (%) from the summed confusion, or the mean per-image RMSE, over ``groups`` (a list that may
+        repeat a group, as a bootstrap draw does; default: every group)."""
+        g = self.parts.get(key, {})
+        picked = [g[i] for i in (sorted(g) if groups is None else groups) if i in g]
+        if not picked:
+            return float("nan")
         if self.task == "segmentation":
-            return 100.0 * mean_iou(self.confusion[key]) if key in self.confusion else float("nan")
-        v = self.rmses.get(key, [])
-        return float(np.mean(v)) if v else float("nan")
+            return 100.0 * mean_iou(sum(picked))
+        return float(np.mean([r for rs in picked for r in rs]))
 
     def table(self) -> dict[str, Any]:
         """``{"present": P, "short": {"model": A, "copy_last": B, "context_mean": C}, "mid": {...}}``."""
-        return {"present": self.value("present"),
-                **{h: {m: self.value(f"{h}/{m}") for m in METHODS} for h in HORIZONS}}
+        return {"present": self.score("present"),
+                **{h: {m: self.score(f"{h}/{m}") for m in METHODS} for h in HORIZONS}}
+
+    def intervals(self, draws: int = 2000, seed: int = 0) -> dict[str, Any]:
+        """95 % paired-bootstrap intervals of model - baseline per horizon (see :func:`paired_bootstrap_ci`)."""
+        groups = sorted(set().union(*(g.keys() for g in self.parts.values()))) if self.parts else []
+        return {h: {f"model_minus_{b}": paired_bootstrap_ci(self.score, f"{h}/model", f"{h}/{b}", groups, draws, seed)
+                    for b in METHODS if b != "model"} for h in HORIZONS}
+
+
+def paired_bootstrap_ci(score: Callable[[str, Sequence[int]], float], a: str, b: str, groups: Sequence[int],
+                        draws: int = 2000, seed: int = 0) -> list[float] | None:
+    """95 % interval of ``score(a, G) - score(b, G)`` over bootstrap resamples ``G`` of ``groups`` (drawn with
+    replacement, the same draw for both: paired). Resampling whole sequences, not windows, because the
+    windows of one sequence overlap and are not independent. ``None`` with fewer than two groups."""
+    if len(groups) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(draws):
+        g = [groups[i] for i in rng.integers(len(groups), size=len(groups))]
+        diffs.append(score(a, g) - score(b, g))
+    d = np.asarray(diffs, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    return [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))] if d.size else None
 
 
 def _load_window(ds: DenseDataset, sample: Sample, protocol: Protocol) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -363,7 +396,7 @@ def evaluate_forecast(wm: Any, datasets: dict[str, DenseDataset], heads: dict[st
         maps = forecast_maps(wm, {t: heads[t] for t in shared}, frames, times, protocol, scoring,
                              tuple(label.shape[:2]), batch_size)
         for t in shared:
-            scores[t].add(maps[t], labels[t], heads[t].cfg.max_depth)
+            scores[t].add(maps[t], labels[t], heads[t].cfg.max_depth, group=sample.sequence)
         if progress and ((n + 1) % 10 == 0 or n + 1 == len(samples)):
             progress(f"windows {n + 1}/{len(samples)}")
     for t in heads:  # a task whose frames differ from the first one's: its own pass
@@ -374,7 +407,9 @@ def evaluate_forecast(wm: Any, datasets: dict[str, DenseDataset], heads: dict[st
         skipped += sub.skipped
     fps = ds0.sequences[0].fps
     summary: dict[str, Any] = {METRIC[t]: scores[t].table() for t in heads}
+    summary["ci95"] = {METRIC[t]: scores[t].intervals() for t in heads}
     summary.update({
+        "sequences": len({s.sequence for s in samples}),
         "dataset": ds0.name, "split": ds0.split, "windows": len(samples) - len(skipped), "skipped": len(skipped),
         "fps": fps, "horizons_s": {h: protocol.horizon_s(h, fps) for h in HORIZONS},
         "protocol": {"short": [list(protocol.short_context), protocol.short_target],
@@ -478,6 +513,15 @@ def format_table(summary: dict[str, Any]) -> str:
             if m not in t["short"]:  # summaries written before the context-mean baseline
                 continue
             lines.append(f"{name:<22}" + fmt.format(t["present"]) + fmt.format(t["short"][m]) + fmt.format(t["mid"][m]))
+        ci = summary.get("ci95", {}).get(metric, {})
+        for b, name in (("copy_last", "copy-last"), ("context_mean", "context-mean")):
+            spans = [ci.get(h, {}).get(f"model_minus_{b}") for h in HORIZONS]
+            if any(spans):
+                lines.append(f"  predicted - {name}, 95 % CI: " + ", ".join(
+                    f"{h} [{fmt.format(s[0]).strip()}, {fmt.format(s[1]).strip()}]" if s else f"{h} -"
+                    for h, s in zip(HORIZONS, spans)))
+    if summary.get("ci95"):
+        lines.append(f"(95 % CI: paired bootstrap over the {summary.get('sequences', '?')} sequences)")
     return "\n".join(lines)
 
 
