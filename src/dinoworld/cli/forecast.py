@@ -41,7 +41,7 @@ def add_forecast_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-samples", type=int, help="forecast only the first N windows (quick checks)")
     p.add_argument("--batch-size", type=int, default=32, help="frames per encoder batch (default 32)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--out", help="write forecast.json (summary, per-class IoU) here")
+    p.add_argument("--out", help="write forecast.json (summary, per-class IoU, confusion matrices, 95 %% intervals) here")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
 
 
