@@ -64,6 +64,7 @@ def test_confusion_and_miou_by_hand():
     total = conf + c2
     assert mean_iou(total) == pytest.approx((0.5 + 2 / 3 + 0.5 + 1.0) / 4)
     assert mean_iou(c2) == pytest.approx(1.0)
+    assert mean_iou(np.stack([conf, c2, total])) == pytest.approx([mean_iou(conf), 1.0, mean_iou(total)])  # a stack
     with pytest.raises(ValueError):
         confusion_matrix(np.array([4]), np.array([0]), 4)
 
@@ -94,16 +95,20 @@ def test_paired_bootstrap_resamples_whole_sequences():
         return ts
 
     better = score([True] * 5)
-    lo, hi = paired_bootstrap_ci(better.score, "mid/model", "mid/copy_last", list(range(5)), draws=200)
+    lo, hi = paired_bootstrap_ci(better.score, "mid/model", "mid/copy_last", 5, draws=200)
     gain = better.score("mid/model") - better.score("mid/copy_last")
     assert gain > 0 and lo == pytest.approx(gain) and hi == pytest.approx(gain)
-    assert paired_bootstrap_ci(better.score, "mid/model", "mid/model", list(range(5)), draws=50) == [0.0, 0.0]
+    assert paired_bootstrap_ci(better.score, "mid/model", "mid/model", 5, draws=50) == [0.0, 0.0]
     mixed = score([True, False, True, False, True, False])
-    lo, hi = paired_bootstrap_ci(mixed.score, "mid/model", "mid/copy_last", list(range(6)), draws=400)
+    lo, hi = paired_bootstrap_ci(mixed.score, "mid/model", "mid/copy_last", 6, draws=400)
     assert lo < 0 < hi
-    assert paired_bootstrap_ci(mixed.score, "mid/model", "mid/copy_last", [0], draws=10) is None
-    # a bootstrap draw may repeat a sequence: the score sums its confusion twice
-    assert mixed.score("mid/model", [0, 0]) == pytest.approx(100.0) and mixed.score("mid/model", [1]) < 100
+    assert paired_bootstrap_ci(mixed.score, "mid/model", "mid/copy_last", 1, draws=10) is None
+    # a bootstrap draw counts a sequence any number of times: its confusion is summed that often
+    assert mixed.score("mid/model", [2, 0, 0, 0, 0, 0]) == pytest.approx(100.0)
+    assert mixed.score("mid/model", [0, 1, 0, 0, 0, 0]) < 100
+    draws = np.array([[2, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [1] * 6])  # many draws at once, one score each
+    assert mixed.score("mid/model", draws) == pytest.approx([mixed.score("mid/model", w) for w in draws])
+    assert mixed.score("mid/model", draws)[2] == pytest.approx(mixed.score("mid/model"))
     assert mixed.confusion["mid/model"].sum() == 6 * 3 * 4
     # depth: the mean per-image RMSE, the interval of a constant 0.5 m gain is [-0.5, -0.5]
     depth = TaskScore("depth")

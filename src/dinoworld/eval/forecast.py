@@ -151,18 +151,21 @@ def confusion_matrix(pred: np.ndarray | torch.Tensor, label: np.ndarray | torch.
 
 
 def iou_per_class(conf: np.ndarray) -> np.ndarray:
-    """IoU of each class = TP / (TP + FP + FN); NaN for a class absent from truth and prediction."""
+    """IoU of each class = TP / (TP + FP + FN); NaN for a class absent from truth and prediction.
+    ``conf (..., C, C)`` -> ``(..., C)`` (a stack of matrices, e.g. bootstrap draws, at once)."""
     conf = np.asarray(conf, dtype=np.float64)
-    tp = np.diag(conf)
-    union = conf.sum(0) + conf.sum(1) - tp
+    tp = np.diagonal(conf, axis1=-2, axis2=-1)
+    union = conf.sum(-2) + conf.sum(-1) - tp
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, tp / np.where(union > 0, union, 1), np.nan)
 
 
-def mean_iou(conf: np.ndarray) -> float:
-    """Mean IoU over the classes present in truth or prediction (NaN if none)."""
+def mean_iou(conf: np.ndarray) -> float | np.ndarray:
+    """Mean IoU over the classes present in truth or prediction (NaN if none); one per matrix of a stack."""
     iou = iou_per_class(conf)
-    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+    seen = np.isfinite(iou)
+    m = np.where(seen, iou, 0.0).sum(-1) / np.where(seen.any(-1), seen.sum(-1), np.nan)
+    return float(m) if np.ndim(m) == 0 else m
 
 
 def depth_valid(gt: np.ndarray | torch.Tensor, max_depth: float = 80.0) -> np.ndarray:
@@ -303,20 +306,32 @@ class TaskScore:
                     g.setdefault(group, []).append(r)
 
     @property
+    def groups(self) -> list[int]:
+        return sorted(set().union(*(g.keys() for g in self.parts.values())))
+
+    @property
     def confusion(self) -> dict[str, np.ndarray]:
         """One confusion matrix per key, summed over the split (segmentation)."""
         return {k: sum(g.values()) for k, g in self.parts.items() if g} if self.task == "segmentation" else {}
 
-    def score(self, key: str, groups: Sequence[int] | None = None) -> float:
-        """mIoU (%) from the summed confusion, or the mean per-image RMSE, over ``groups`` (a list that may
-        repeat a group, as a bootstrap draw does; default: every group)."""
+    def score(self, key: str, weights: np.ndarray | None = None) -> float | np.ndarray:
+        """mIoU (%) from the summed confusion, or the mean per-image RMSE, with each group (sequence, in the
+        order of :attr:`groups`) counted ``weights`` times: ``(G,)``, or ``(draws, G)`` for many bootstrap
+        draws at once (one score per row). Default: every group once."""
         g = self.parts.get(key, {})
-        picked = [g[i] for i in (sorted(g) if groups is None else groups) if i in g]
-        if not picked:
-            return float("nan")
+        groups = self.groups
+        w = np.ones(len(groups)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if not g:
+            return float("nan") if w.ndim == 1 else np.full(w.shape[0], np.nan)
         if self.task == "segmentation":
-            return 100.0 * mean_iou(sum(picked))
-        return float(np.mean([r for rs in picked for r in rs]))
+            zero = np.zeros((self.num_classes, self.num_classes))
+            stack = np.stack([g.get(i, zero) for i in groups]).astype(np.float64)  # (G, C, C)
+            return 100.0 * mean_iou(np.tensordot(w, stack, axes=(-1, 0)))
+        sums = np.array([sum(g.get(i, [])) for i in groups], dtype=np.float64)
+        counts = np.array([len(g.get(i, [])) for i in groups], dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m = (w @ sums) / (w @ counts)
+        return float(m) if np.ndim(m) == 0 else m
 
     def table(self) -> dict[str, Any]:
         """``{"present": P, "short": {"model": A, "copy_last": B, "context_mean": C}, "mid": {...}}``."""
@@ -325,24 +340,21 @@ class TaskScore:
 
     def intervals(self, draws: int = 2000, seed: int = 0) -> dict[str, Any]:
         """95 % paired-bootstrap intervals of model - baseline per horizon (see :func:`paired_bootstrap_ci`)."""
-        groups = sorted(set().union(*(g.keys() for g in self.parts.values()))) if self.parts else []
-        return {h: {f"model_minus_{b}": paired_bootstrap_ci(self.score, f"{h}/model", f"{h}/{b}", groups, draws, seed)
+        n = len(self.groups)
+        return {h: {f"model_minus_{b}": paired_bootstrap_ci(self.score, f"{h}/model", f"{h}/{b}", n, draws, seed)
                     for b in METHODS if b != "model"} for h in HORIZONS}
 
 
-def paired_bootstrap_ci(score: Callable[[str, Sequence[int]], float], a: str, b: str, groups: Sequence[int],
+def paired_bootstrap_ci(score: Callable[[str, np.ndarray], np.ndarray], a: str, b: str, num_groups: int,
                         draws: int = 2000, seed: int = 0) -> list[float] | None:
-    """95 % interval of ``score(a, G) - score(b, G)`` over bootstrap resamples ``G`` of ``groups`` (drawn with
-    replacement, the same draw for both: paired). Resampling whole sequences, not windows, because the
-    windows of one sequence overlap and are not independent. ``None`` with fewer than two groups."""
-    if len(groups) < 2:
+    """95 % interval of ``score(a, W) - score(b, W)`` over bootstrap resamples of the groups, drawn with
+    replacement as counts ``W (draws, G)``, the same draws for both (paired). Whole sequences are
+    resampled, not windows, because the windows of one sequence overlap and are not independent.
+    ``None`` with fewer than two groups."""
+    if num_groups < 2:
         return None
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(draws):
-        g = [groups[i] for i in rng.integers(len(groups), size=len(groups))]
-        diffs.append(score(a, g) - score(b, g))
-    d = np.asarray(diffs, dtype=np.float64)
+    w = np.random.default_rng(seed).multinomial(num_groups, np.full(num_groups, 1.0 / num_groups), size=draws)
+    d = np.asarray(score(a, w), dtype=np.float64) - np.asarray(score(b, w), dtype=np.float64)
     d = d[np.isfinite(d)]
     return [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))] if d.size else None
 
