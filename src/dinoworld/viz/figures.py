@@ -151,6 +151,12 @@ def _colour_bar(fig: Figure, x_in: float, y0: float, y1: float, vmax: float, cma
     cbar.set_label(label, fontsize=6)
 
 
+def _title(fig: Figure, title: str | None) -> None:
+    """The figure's title (if any), 0.12 in below its top edge."""
+    if title:
+        fig.suptitle(title, y=1 - 0.12 / fig.get_size_inches()[1], va="top", fontsize=10)
+
+
 def _floats(xs) -> list[float]:
     """A sequence, array or tensor of numbers as a list of floats."""
     return [float(x) for x in (xs.tolist() if hasattr(xs, "tolist") else xs)]
@@ -243,8 +249,7 @@ def render_rollout(
             x = (_LABEL_W_IN + c * (cell_w + _GAP_X_IN) - _GAP_X_IN / 2) / width
             fig.add_artist(Line2D([x, x], [bot_y, top_y], transform=fig.transFigure, color="0.3",
                                   linestyle="--", linewidth=1.0))
-    if title:
-        fig.suptitle(title, y=1 - 0.12 / height, va="top", fontsize=10)
+    _title(fig, title)
     return fig
 
 
@@ -327,8 +332,7 @@ def render_motion(
         grid[0][c].set_title(format_time(times_l[c]), fontsize=8, pad=3)
     top, bottom = grid[1 if names[0] == "frames" else 0][0].get_position(), grid[-1][0].get_position()
     _colour_bar(fig, grid_w + _CBAR_GAP_IN, bottom.y0, top.y1, vmax, cmap, "object feature gained", "colorbar")
-    if title:
-        fig.suptitle(title, y=1 - 0.12 / height, va="top", fontsize=10)
+    _title(fig, title)
     return fig
 
 
@@ -448,8 +452,7 @@ def render_attention(
         _colour_bar(fig, grid_w + _CBAR_GAP_IN, pos.y0, pos.y1, vmax, cmap, "attention weight", f"colorbar/{b}")
         _row_label(fig, grid[b + 1][0], f"block {block_ids[b]}")
     _row_label(fig, grid[0][0], "frames")
-    if title:
-        fig.suptitle(title, y=1 - 0.12 / height, va="top", fontsize=10)
+    _title(fig, title)
     return fig
 
 
