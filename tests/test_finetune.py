@@ -253,10 +253,14 @@ def test_learns_to_use_actions(tmp_path, capsys):
     run = ["optim.batch_size=8", "optim.micro_batch_size=8", "optim.warmup_steps=10", "optim.lr=2e-3",
            "stages=[{steps: 80, resolution: 28}]", "data.val_source=''", "log_every=50"]
     assert _finetune(root, tmp_path / "run", "scratch", "--json", "--check-batches", "4", *TINY, *run) == 0
-    errs = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["action_check"]
-    assert errs["clips"] == 32
+    out = capsys.readouterr().out
+    errs = json.loads(out.strip().splitlines()[-1])["action_check"]
+    assert errs["clips"] == 32 and "self-fed from one frame" in out
     assert errs["true"] < 0.25 * errs["shuffled"], errs
     assert errs["true"] < 0.25 * errs["copy_last"], errs
+    # from frame 1 alone, as planning rolls out: every later frame still follows its own action
+    assert errs["self_fed_true"] < 0.25 * errs["self_fed_shuffled"], errs
+    assert errs["self_fed_true"] < 0.25 * errs["copy_first"], errs
 
 
 # ------------------------------------------------------------------------------- CPU config

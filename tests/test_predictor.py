@@ -231,3 +231,22 @@ def test_value_rope_tells_a_query_where_what_it_read_came_from():
     shifted = read_one_token(True, (0.3, 0.75, 0.0), (0.8, 0.25, 0.25))  # both moved by (0.3, 0.25, 0.25)
     torch.testing.assert_close(shifted, rotated[1], rtol=1e-4, atol=1e-5)  # only the relative offset counts
     assert not build_predictor("tiny", in_dim=8).cfg.value_rope
+
+
+def test_self_fed_prediction_feeds_each_prediction_back():
+    """From frame 1 alone, as a planner rolls out: frame k+1 is predicted from the model's own frame k."""
+    from dinoworld.model import self_fed_prediction
+
+    def plus_one(feats, times, query_times, actions=None):  # latest earlier context frame + 1 + action
+        return copy_last_prediction(feats, times, query_times) + 1 + actions[:, :, None, None, :1]
+
+    feats = torch.randn(2, 4, 3, 3, 5)
+    times = torch.tensor([[0.0, 0.2, 0.4, 0.6]] * 2)
+    actions = torch.randn(2, 3, 2)
+    steps = torch.arange(1, 4.0)[None, :] + actions[:, :, 0].cumsum(1)  # what has been added by frame k
+    want = feats[:, :1] + steps[:, :, None, None, None]  # not feats[:, k-1] + 1 + a: nothing real after frame 1
+    assert torch.allclose(self_fed_prediction(plus_one, feats, times, actions), want)
+    # differentiable through the chain: the first action moves every later frame
+    a = actions.clone().requires_grad_()
+    self_fed_prediction(plus_one, feats, times, a)[:, -1].sum().backward()
+    assert torch.allclose(a.grad[:, :, 0], torch.full((2, 3), 45.0))  # 3x3 tokens x 5 channels each

@@ -164,6 +164,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         summary["action_check"] = errs
         print(f"held-out next-latent loss: true actions {errs['true']:.5g}, shuffled {errs['shuffled']:.5g}, "
               f"copy-last {errs['copy_last']:.5g} ({errs['clips']} clips)")
+        print(f"self-fed from one frame (as planning rolls out): true actions {errs['self_fed_true']:.5g}, "
+              f"shuffled {errs['self_fed_shuffled']:.5g}, copy-first {errs['copy_first']:.5g}")
     _print_summary(summary, args.json)
     return 0
 

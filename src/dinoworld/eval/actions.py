@@ -1,4 +1,5 @@
-"""Does the model use its actions? Held-out next-latent error with true vs shuffled actions."""
+"""Does the model use its actions? Held-out error with true vs shuffled actions, teacher-forced (next
+latent) and self-fed from one frame (as a planner rolls out)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ..data.featurize import Featurizer
 from ..errors import UserError
-from ..model import prediction_loss
+from ..model import prediction_loss, self_fed_prediction
 
 
 def _derangement(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -30,7 +31,10 @@ def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, bat
     a stream (e.g. ``trajectory_clip_stream(..., val=True)``) read in batches of ``batch_size``.
     Teacher forcing as in training: frames 2..T predicted from the earlier ones. Returns the mean
     smooth-L1 loss with ``true`` actions, ``shuffled`` actions (each clip gets another clip's
-    actions), and the ``copy_last`` baseline, plus the number of ``clips``.
+    actions), and the ``copy_last`` baseline, plus the number of ``clips``. The ``self_fed_*`` entries
+    are the same comparison with frames 2..T predicted from frame 1 alone, each prediction fed back (what
+    a planner does; one step's action effect can be tiny while the effect of several adds up), and
+    ``copy_first``, frame 1 for all of them.
     """
     predictor = getattr(model, "predictor", model)
     encoder = encoder if encoder is not None else getattr(model, "encoder", None)
@@ -41,7 +45,7 @@ def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, bat
     gen = torch.Generator().manual_seed(seed)
     was_training = predictor.training
     predictor.eval()
-    sums, clips = torch.zeros(3, dtype=torch.float64), 0
+    sums, clips = torch.zeros(6, dtype=torch.float64), 0
     try:
         for i, batch in enumerate(data):
             if max_batches is not None and i >= max_batches:
@@ -54,10 +58,14 @@ def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, bat
                 continue
             space = predictor.standardize  # compare in the space the model was trained in
             target = space(feats[:, 1:])
+            other = actions[_derangement(b, gen).to(device)]
             true = space(predictor(feats, times, times[:, 1:], actions))
-            shuffled = space(predictor(feats, times, times[:, 1:], actions[_derangement(b, gen).to(device)]))
+            shuffled = space(predictor(feats, times, times[:, 1:], other))
+            fed_true = space(self_fed_prediction(predictor, feats, times, actions))
+            fed_shuffled = space(self_fed_prediction(predictor, feats, times, other))
             losses = [prediction_loss(true, target), prediction_loss(shuffled, target),
-                      prediction_loss(space(feats[:, :-1]), target)]
+                      prediction_loss(space(feats[:, :-1]), target), prediction_loss(fed_true, target),
+                      prediction_loss(fed_shuffled, target), prediction_loss(space(feats[:, :1]).expand_as(target), target)]
             sums += b * torch.tensor([x.item() for x in losses], dtype=torch.float64)
             clips += b
     finally:
@@ -65,7 +73,8 @@ def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, bat
     if clips == 0:
         raise UserError("no batch of at least 2 clips to compare actions on")
     mean = (sums / clips).tolist()
-    return {"true": mean[0], "shuffled": mean[1], "copy_last": mean[2], "clips": clips}
+    return {"true": mean[0], "shuffled": mean[1], "copy_last": mean[2], "self_fed_true": mean[3],
+            "self_fed_shuffled": mean[4], "copy_first": mean[5], "clips": clips}
 
 
 __all__ = ["action_conditioned_errors"]

@@ -1,4 +1,4 @@
-"""Training objective (paper Eq. 6) and the copy-last baseline."""
+"""Training objective (paper Eq. 6), the copy-last and context-mean baselines, and self-fed prediction."""
 
 from __future__ import annotations
 
@@ -33,3 +33,20 @@ def context_mean_prediction(context: torch.Tensor, query_times: torch.Tensor) ->
     not beat this one."""
     mean = context.mean(dim=1, keepdim=True)
     return mean.expand(-1, query_times.shape[1], *mean.shape[2:])
+
+
+def self_fed_prediction(predictor, feats: torch.Tensor, times: torch.Tensor,
+                        actions: torch.Tensor | None = None) -> torch.Tensor:
+    """Frames 2..T predicted autoregressively from frame 1 alone, as a planner rolls out: each
+    prediction is fed back as context for the next (no teacher forcing); differentiable.
+
+    ``predictor(context, context_times, query_times, actions)`` as :class:`Predictor`; feats
+    ``(B, T, H, W, D)``, times ``(B, T)``, actions ``(B, T-1, A)`` (action t leads to frame t+1)
+    -> ``(B, T-1, H, W, D)``. T - 1 predictor calls with contexts of 1..T-1 frames.
+    """
+    context, preds = feats[:, :1], []
+    for k in range(1, feats.shape[1]):
+        pred = predictor(context, times[:, :k], times[:, k:k + 1], None if actions is None else actions[:, k - 1:k])
+        preds.append(pred)
+        context = torch.cat([context, pred.to(context.dtype)], dim=1)
+    return torch.cat(preds, dim=1)
