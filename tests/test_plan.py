@@ -256,3 +256,24 @@ def test_nontrivial_keeps_only_starts_that_do_not_already_pass(wall_data):
 
     with pytest.raises(UserError, match="drop --nontrivial"):  # goal = start: zero actions solve every pair
         evaluate(wm, "wall", wall_data, PlanningConfig(**{**base, "goal_steps": 0}, nontrivial=True), progress=False)
+
+
+def test_a_killed_evaluation_keeps_the_episodes_it_finished(wall_data, tmp_path, monkeypatch):
+    """Paper-budget evaluations run for an hour or more: episodes.jsonl grows batch by batch."""
+    from dinoworld.plan import evaluate as protocol
+
+    wm = _world_model(wall_data)
+    real, calls = protocol.PlanningTask.plan, {"n": 0}
+
+    def killed_on_the_second_batch(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(protocol.PlanningTask, "plan", killed_on_the_second_batch)
+    cfg = PlanningConfig(cem=CEMConfig(8, 2, 2), episodes=4, batch=2, horizon=2, goal_steps=10, oracle=False)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(wm, "wall", wall_data, cfg, out=tmp_path, videos=0, progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "episodes.jsonl").read_text().splitlines()]
+    assert [r["episode"] for r in rows] == [0, 1] and not (tmp_path / "summary.json").exists()

@@ -221,7 +221,8 @@ def _sync(device: torch.device) -> None:
 
 def evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConfig, out: str | Path | None = None,
              videos: int = 4, progress: bool = True) -> dict[str, Any]:
-    """Run the protocol; writes ``episodes.jsonl``, ``summary.json`` and MP4s into ``out``. Returns the summary."""
+    """Run the protocol; writes ``episodes.jsonl`` (one row per episode, appended as each batch of
+    episodes finishes), ``summary.json`` (at the end) and MP4s into ``out``. Returns the summary."""
     try:
         return _evaluate(wm, env_name, data, cfg, out, videos, progress)
     except torch.cuda.OutOfMemoryError:
@@ -250,6 +251,7 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
     out_dir = Path(out) if out else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "episodes.jsonl").write_text("")  # grows batch by batch: a killed run keeps what it finished
     gen = torch.Generator(device=wm.device).manual_seed(cfg.seed)
     rng = np.random.default_rng([cfg.seed, 0xBA5E])
     rows: list[dict[str, Any]] = []
@@ -296,15 +298,15 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
             rows.append(row)
             if records[i] and out_dir:
                 _write_episode_video(out_dir / f"episode_{s.index:04d}.mp4", task, s, records[i])
+        if out_dir:
+            with open(out_dir / "episodes.jsonl", "a") as fh:
+                fh.writelines(json.dumps(r) + "\n" for r in rows[-len(batch):])
         bar.update(len(batch))
         bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.2f}",
                         random=f"{np.mean([r['random_success'] for r in rows]):.2f}")
     bar.close()
     summary = summarize(rows, cfg, plan_seconds, task)
     if out_dir:
-        with open(out_dir / "episodes.jsonl", "w") as fh:
-            for r in rows:
-                fh.write(json.dumps(r) + "\n")
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
