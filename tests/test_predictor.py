@@ -245,8 +245,8 @@ def test_self_fed_prediction_feeds_each_prediction_back():
     actions = torch.randn(2, 3, 2)
     steps = torch.arange(1, 4.0)[None, :] + actions[:, :, 0].cumsum(1)  # what has been added by frame k
     want = feats[:, :1] + steps[:, :, None, None, None]  # not feats[:, k-1] + 1 + a: nothing real after frame 1
-    assert torch.allclose(self_fed_prediction(plus_one, feats, times, actions), want)
+    assert torch.allclose(self_fed_prediction(plus_one, feats[:, :1], times[:, :1], times[:, 1:], actions), want)
     # differentiable through the chain: the first action moves every later frame
     a = actions.clone().requires_grad_()
-    self_fed_prediction(plus_one, feats, times, a)[:, -1].sum().backward()
+    self_fed_prediction(plus_one, feats[:, :1], times[:, :1], times[:, 1:], a)[:, -1].sum().backward()
     assert torch.allclose(a.grad[:, :, 0], torch.full((2, 3), 45.0))  # 3x3 tokens x 5 channels each

@@ -61,8 +61,8 @@ def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, bat
             other = actions[_derangement(b, gen).to(device)]
             true = space(predictor(feats, times, times[:, 1:], actions))
             shuffled = space(predictor(feats, times, times[:, 1:], other))
-            fed_true = space(self_fed_prediction(predictor, feats, times, actions))
-            fed_shuffled = space(self_fed_prediction(predictor, feats, times, other))
+            fed_true = space(self_fed_prediction(predictor, feats[:, :1], times[:, :1], times[:, 1:], actions))
+            fed_shuffled = space(self_fed_prediction(predictor, feats[:, :1], times[:, :1], times[:, 1:], other))
             losses = [prediction_loss(true, target), prediction_loss(shuffled, target),
                       prediction_loss(space(feats[:, :-1]), target), prediction_loss(fed_true, target),
                       prediction_loss(fed_shuffled, target), prediction_loss(space(feats[:, :1]).expand_as(target), target)]

@@ -35,18 +35,20 @@ def context_mean_prediction(context: torch.Tensor, query_times: torch.Tensor) ->
     return mean.expand(-1, query_times.shape[1], *mean.shape[2:])
 
 
-def self_fed_prediction(predictor, feats: torch.Tensor, times: torch.Tensor,
+def self_fed_prediction(predictor, context: torch.Tensor, context_times: torch.Tensor, query_times: torch.Tensor,
                         actions: torch.Tensor | None = None) -> torch.Tensor:
-    """Frames 2..T predicted autoregressively from frame 1 alone, as a planner rolls out: each
-    prediction is fed back as context for the next (no teacher forcing); differentiable.
+    """Query frames predicted one after another, each fed back as context for the next (no teacher
+    forcing after ``context``), as a planner rolls out; differentiable.
 
-    ``predictor(context, context_times, query_times, actions)`` as :class:`Predictor`; feats
-    ``(B, T, H, W, D)``, times ``(B, T)``, actions ``(B, T-1, A)`` (action t leads to frame t+1)
-    -> ``(B, T-1, H, W, D)``. T - 1 predictor calls with contexts of 1..T-1 frames.
+    ``predictor(context, context_times, query_times, actions)`` as :class:`Predictor`; context
+    ``(B, T, H, W, D)`` at ``context_times (B, T)``, ``query_times (B, Tq)``, actions ``(B, Tq, A)``
+    (action k leads to query frame k) -> ``(B, Tq, H, W, D)``. The whole growing context goes through
+    the plain forward pass at every step (Tq predictor calls).
     """
-    context, preds = feats[:, :1], []
-    for k in range(1, feats.shape[1]):
-        pred = predictor(context, times[:, :k], times[:, k:k + 1], None if actions is None else actions[:, k - 1:k])
+    preds = []
+    for k in range(query_times.shape[1]):
+        t = query_times[:, k : k + 1]
+        pred = predictor(context, context_times, t, None if actions is None else actions[:, k : k + 1])
         preds.append(pred)
-        context = torch.cat([context, pred.to(context.dtype)], dim=1)
+        context, context_times = torch.cat([context, pred.to(context.dtype)], dim=1), torch.cat([context_times, t], dim=1)
     return torch.cat(preds, dim=1)

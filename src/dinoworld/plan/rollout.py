@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import UserError
+from ..model.loss import self_fed_prediction
 from ..model.predictor import ContextState, Predictor
 
 
@@ -102,15 +103,14 @@ def naive_rollout(predictor: Predictor, context: torch.Tensor, context_times: to
 
     Same contract as :class:`LatentRollout` (final latents ``(E, N, h, w, D)``)."""
     e, n, horizon, _ = actions.shape
+    steps = torch.tensor([step_seconds * (k + 1) for k in range(horizon)], dtype=context_times.dtype,
+                         device=context_times.device)
     out = torch.empty(e, n, *context.shape[2:], dtype=context.dtype, device=context.device)
     for i in range(e):
+        future = context_times[i : i + 1, -1:] + steps
         for j in range(n):
-            ctx, times = context[i : i + 1], context_times[i : i + 1]
-            for k in range(horizon):
-                t = context_times[i : i + 1, -1:] + step_seconds * (k + 1)
-                pred = predictor(ctx, times, t, actions[i : i + 1, j, k : k + 1])
-                ctx, times = torch.cat([ctx, pred], dim=1), torch.cat([times, t], dim=1)
-            out[i, j] = pred[0, 0]
+            out[i, j] = self_fed_prediction(predictor, context[i : i + 1], context_times[i : i + 1], future,
+                                            actions[i : i + 1, j])[0, -1]
     return out
 
 
