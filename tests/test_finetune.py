@@ -261,6 +261,19 @@ def test_learns_to_use_actions(tmp_path, capsys):
     # from frame 1 alone, as planning rolls out: every later frame still follows its own action
     assert errs["self_fed_true"] < 0.25 * errs["self_fed_shuffled"], errs
     assert errs["self_fed_true"] < 0.25 * errs["copy_first"], errs
+    assert errs["gap"] > 4 and "the model uses its actions" in out and "barely steer" not in out
+
+
+def test_action_verdict_flags_a_model_whose_actions_do_not_steer():
+    from dinoworld.eval.actions import FLAT_ACTION_GAP, action_verdict
+
+    # the PointMaze checkpoint of the README (self-fed true / shuffled / copy-first)
+    gap, line = action_verdict({"self_fed_true": 0.001675, "self_fed_shuffled": 0.001677, "copy_first": 0.001651})
+    assert gap < FLAT_ACTION_GAP and "barely steer" in line and "1.00x" in line
+    gap, line = action_verdict({"self_fed_true": 0.0011, "self_fed_shuffled": 0.0059, "copy_first": 0.0046})
+    assert 5.3 < gap < 5.4 and "5.4x worse" in line and "uses its actions" in line and "copy-first" not in line
+    _, line = action_verdict({"self_fed_true": 0.2, "self_fed_shuffled": 0.4, "copy_first": 0.1})
+    assert "no better than copy-first" in line
 
 
 # ------------------------------------------------------------------------------- CPU config

@@ -135,7 +135,7 @@ def cpu_warning(cfg) -> str | None:
 def run_finetune(args: argparse.Namespace) -> int:
     from ..data.trajectory_clips import trajectory_clip_stream
     from ..encoders import load_encoder
-    from ..eval.actions import action_conditioned_errors
+    from ..eval.actions import action_conditioned_errors, action_verdict
     from ..train import train
     from ..train.finetune import finetune_config
     from ..train.loop import VAL_SEED
@@ -166,6 +166,8 @@ def run_finetune(args: argparse.Namespace) -> int:
               f"copy-last {errs['copy_last']:.5g} ({errs['clips']} clips)")
         print(f"self-fed from one frame (as planning rolls out): true actions {errs['self_fed_true']:.5g}, "
               f"shuffled {errs['self_fed_shuffled']:.5g}, copy-first {errs['copy_first']:.5g}")
+        errs["gap"], verdict = action_verdict(errs)
+        print(verdict)
     _print_summary(summary, args.json)
     return 0
 
