@@ -166,7 +166,9 @@ def test_checkpoint_written_before_the_move_loads_and_predicts_the_same():
     folder = DATA / "checkpoint-v0.1"
     probe = torch.load(folder / "probe.pt")
     model, meta = load_predictor(folder)
-    assert torch.equal(model(probe["x"], probe["t"], probe["q"], probe["a"]), probe["out"])
+    # the same up to floating-point rounding: CPU kernels differ between processors, so never bit-exact
+    out = model(probe["x"], probe["t"], probe["q"], probe["a"])
+    torch.testing.assert_close(out, probe["out"], rtol=1e-4, atol=1e-5)
     assert meta.encoder.name == "pixel-pyramid" and meta.training_resolution == 56 and meta.step == 3
     space = meta.action_space()
     assert space.frameskip == 2 and space.env == "wall" and space.model_dim == 4 == model.cfg.action_dim
