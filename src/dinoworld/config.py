@@ -2,8 +2,9 @@
 
 ``load_config(TrainConfig, "configs/tiny.yaml", ["optim.lr=3e-4", "stages=[{steps: 10, resolution: 56}]"])``
 starts from the dataclass defaults (the paper's settings), applies the YAML file, then the
-overrides. Values are parsed as YAML; an unknown key or a value of the wrong type is an error
-that names the key.
+overrides. Values are parsed as YAML; an unknown key, a value of the wrong type or out of its
+range is an error that names the key and what it accepts. A dataclass states its ranges in a
+``CHECKS`` class attribute: ``{"lr": above(0), "schedule": one_of("constant", "cosine")}``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,50 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import yaml
 
 from .errors import UserError
 
 T = TypeVar("T")
+
+#: a range check: the value -> what the key accepts, or None when the value is fine
+Check = Callable[[Any], "str | None"]
+
+
+def above(lo: float) -> Check:
+    return lambda v: None if v > lo else f"a number > {lo:g}"
+
+
+def at_least(lo: float) -> Check:
+    return lambda v: None if v >= lo else f"a number >= {lo:g}"
+
+
+def between(lo: float, hi: float, hi_open: bool = False) -> Check:
+    def check(v):
+        ok = lo <= v < hi if hi_open else lo <= v <= hi
+        return None if ok else f"a number in [{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    return check
+
+
+def one_of(*choices: str) -> Check:
+    return lambda v: None if v in choices else f"one of {', '.join(choices)}"
+
+
+def not_empty(v: Any) -> str | None:
+    return None if len(v) else "at least one item"
+
+
+def check_ranges(cfg: Any, prefix: str = "") -> None:
+    """Refuse a field of dataclass ``cfg`` outside the range its class's ``CHECKS`` states."""
+    for name, check in getattr(type(cfg), "CHECKS", {}).items():
+        value = getattr(cfg, name)
+        items = value if isinstance(value, (list, tuple)) and check is not not_empty else [value]
+        for v in items:
+            want = check(v)
+            if want:
+                raise UserError(f"config key {prefix + name!r} must be {want}, got {value!r}")
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
@@ -81,7 +119,9 @@ def merge(cfg: T, updates: dict[str, Any], prefix: str = "") -> T:
             changes[k] = merge(current, v, prefix=f"{prefix}{k}.")
         else:
             changes[k] = _coerce(hints[k], v, prefix + k)
-    return dataclasses.replace(cfg, **changes)
+    out = dataclasses.replace(cfg, **changes)
+    check_ranges(out, prefix)
+    return out
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -95,7 +135,12 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         parts = key.strip().split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem", None) or type(err).__name__
+            raise UserError(f"override {item!r}: the value is not valid YAML ({where}); write lists and "
+                            "mappings whole and quoted, e.g. \"stages=[{steps: 10, resolution: 56}]\"") from None
     return out
 
 
@@ -106,7 +151,12 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         p = Path(path)
         if not p.is_file():
             raise UserError(f"config file {p} does not exist")
-        data = yaml.safe_load(p.read_text()) or {}
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark else ""
+            raise UserError(f"config file {p} is not valid YAML{at} ({getattr(err, 'problem', err)}); fix it") from None
         if not isinstance(data, dict):
             raise UserError(f"config file {p} must contain a mapping at the top level")
         cfg = merge(cfg, data)

@@ -7,3 +7,27 @@ The CLI prints it without a traceback and exits with status 2.
 
 class UserError(Exception):
     """An error caused by the user's input or environment (bad path, missing weights, bad size)."""
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for a fault of the operating system: what failed, on which path, and what to do."""
+    import errno
+    import shutil
+    from pathlib import Path
+
+    path = err.filename or ""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = ""
+        probe = Path(path).parent if path else Path.cwd()
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        try:
+            free = f"; {shutil.disk_usage(probe).free / 2**20:.1f} MiB free on {probe}"
+        except OSError:
+            pass
+        return f"the disk is full writing {path or 'a file'}{free}: free space or choose another output folder"
+    if err.errno == errno.ENAMETOOLONG:
+        return f"file name too long: {path[:80]}{'...' if len(path) > 80 else ''}; choose a shorter name"
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot write {path} ({err.strerror}); choose another output folder"
+    return f"{err.strerror or type(err).__name__}{': ' + str(path) if path else ''}"

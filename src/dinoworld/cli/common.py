@@ -1,19 +1,89 @@
-"""Small helpers every verb module shares."""
+"""Small helpers every verb module shares: logging, devices, checked numeric options, output folders."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from ..errors import UserError
+
+
+#: the help of every verb's ``--json`` flag
+JSON_HELP = "print the result as one JSON object on stdout (every other line goes to stderr)"
 
 
 def log(msg: str) -> None:
-    """Progress and warnings go to stderr, so a ``--json`` last line on stdout stays clean."""
+    """Progress and warnings go to stderr, so that with ``--json`` stdout holds the JSON object alone."""
     print(msg, file=sys.stderr, flush=True)
 
 
 def pick_device(choice: str | None = None) -> str:
-    """``--device`` as given, else ``cuda`` when available, else ``cpu``."""
-    if choice:
-        return choice
+    """``--device`` as given (refused in one line when it is not there), else ``cuda`` when available, else ``cpu``."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not choice:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(choice).type
+    except RuntimeError:
+        raise UserError(f"--device {choice!r} is not a torch device; use cpu or cuda (cuda:N)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {choice}: no CUDA GPU is visible to torch {torch.__version__}; use --device cpu")
+    return choice
+
+
+def _number(kind: type, lo: float, inclusive: bool, hi: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type`` that parses ``kind`` and refuses values outside ``[lo, hi]`` (``(lo, hi]``)."""
+    bound = f">= {lo:g}" if inclusive else f"> {lo:g}"
+    want = f"{'an integer' if kind is int else 'a number'} {bound}" + (f" and <= {hi:g}" if hi is not None else "")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}") from None
+        if value != value or (value < lo if inclusive else value <= lo) or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+#: argparse types: counts that must be at least 1, at least 0, and numbers that must be positive
+positive_int = _number(int, 1, True)
+nonneg_int = _number(int, 0, True)
+positive_float = _number(float, 0, False)
+nonneg_float = _number(float, 0, True)
+
+
+def check_output_folder(path: str | os.PathLike | None, flag: str = "--out") -> None:
+    """Refuse an output folder that cannot be made or written, *before* any work; creates nothing.
+
+    The nearest existing ancestor must be a folder that takes a new file (tried with a file that is
+    removed at once), and the folder itself, if it exists, must be a folder: permission bits alone
+    prove nothing to root, a read-only mount or a path under a regular file do.
+    """
+    if not path:
+        return
+    target = Path(path).expanduser()
+    where = f"{flag} {path}"
+    if len(target.name.encode()) > 255 or any(len(p.encode()) > 255 for p in target.parts):
+        raise UserError(f"{where}: a name in the path is longer than 255 bytes; choose a shorter {flag}")
+    probe = target
+    while not probe.exists():
+        if probe.is_symlink() or probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{where}: {probe} is not a folder (a file is in the way); choose another {flag}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".dinoworld-write-test-", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise UserError(f"{where}: cannot write in {probe} ({err.strerror}); choose another {flag}") from None

@@ -8,17 +8,13 @@ Wiring into the ``eval`` verb: give ``forecast`` its own sub-parser (its flags o
 from __future__ import annotations
 
 import argparse
-import json
-import math
-from typing import Any
+from pathlib import Path
 
 from ..errors import UserError
-from .common import log, pick_device
+from .common import JSON_HELP, check_output_folder, log, nonneg_int, pick_device, positive_float, positive_int
 from .verb import Verb
 
 DATASETS = ("cityscapes", "vspw", "kitti", "synthetic")
-
-
 
 
 def add_forecast_args(p: argparse.ArgumentParser) -> None:
@@ -30,29 +26,19 @@ def add_forecast_args(p: argparse.ArgumentParser) -> None:
                    "when there, else trained on --head-split and saved there (default: trained, not saved)")
     p.add_argument("--split", default="val", help="split to forecast (default val)")
     p.add_argument("--head-split", default="train", help="split the heads train on (default train)")
-    p.add_argument("--head-steps", type=int, default=1000, help="head training steps (default 1000)")
-    p.add_argument("--head-batch-size", type=int, default=8, help="crops per head training step (default 8)")
-    p.add_argument("--head-lr", type=float, default=1e-3, help="head learning rate (default 1e-3)")
-    p.add_argument("--short-side", type=int, help="resize frames to this shortest side before the windows "
+    p.add_argument("--head-steps", type=positive_int, default=1000, help="head training steps (default 1000)")
+    p.add_argument("--head-batch-size", type=positive_int, default=8, help="crops per head training step (default 8)")
+    p.add_argument("--head-lr", type=positive_float, default=1e-3, help="head learning rate (default 1e-3)")
+    p.add_argument("--short-side", type=nonneg_int, help="resize frames to this shortest side before the windows "
                    "(default: 448 for cityscapes/vspw, native for kitti/synthetic; 0 = native)")
-    p.add_argument("--window", type=int, help="sliding window side (default 448 for cityscapes/vspw; 0 = whole image)")
-    p.add_argument("--stride", type=int, help="sliding window stride (default 300)")
+    p.add_argument("--window", type=nonneg_int, help="sliding window side (default 448 for cityscapes/vspw; 0 = whole image)")
+    p.add_argument("--stride", type=positive_int, help="sliding window stride (default 300)")
     p.add_argument("--encoder-weights", help="local folder/file of the encoder weights (default: as recorded, else hub cache)")
-    p.add_argument("--max-samples", type=int, help="forecast only the first N windows (quick checks)")
-    p.add_argument("--batch-size", type=int, default=32, help="frames per encoder batch (default 32)")
+    p.add_argument("--max-samples", type=positive_int, help="forecast only the first N windows (quick checks)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="frames per encoder batch (default 32)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--out", help="write forecast.json (summary, per-class IoU, confusion matrices, 95 %% intervals) here")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_forecast(args: argparse.Namespace) -> int:
@@ -60,15 +46,13 @@ def run_forecast(args: argparse.Namespace) -> int:
     from ..eval.forecast import SCORING, Scoring, format_table, run_forecast_eval, write_summary
     from ..model import WorldModel
 
-    for name in ("head_steps", "head_batch_size", "batch_size"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 1")
+    check_output_folder(args.out)
+    if args.heads and not (Path(args.heads).is_dir() and any(Path(args.heads).iterdir())):
+        check_output_folder(args.heads, "--heads")  # heads are trained and saved there
     base = SCORING[args.dataset]
     window = base.window if args.window is None else (args.window, args.window)
     scoring = Scoring(base.short_side if args.short_side is None else args.short_side, window,
                       base.stride if args.stride is None else args.stride)
-    if scoring.window[0] > 0 and scoring.stride <= 0:
-        raise UserError("--stride must be > 0 with a sliding window")
     read_dense(args.dataset, args.root, args.split, TASKS[args.dataset][0])  # check the data before loading a model
     try:
         wm = WorldModel.from_pretrained(args.checkpoint, encoder_weights=args.encoder_weights,
@@ -87,34 +71,31 @@ def run_forecast(args: argparse.Namespace) -> int:
     print(format_table(ev.summary))
     if args.out:
         print(f"summary: {write_summary(ev, args.out)}")
-    if args.json:
-        keep = {k: ev.summary[k] for k in ("miou", "rmse") if k in ev.summary}
-        keep.update({k: v for k, v in ev.summary.items() if k not in keep and k not in ("iou_per_class", "confusion")})
-        print(json.dumps(_finite(keep)))
-    return 0
+    keep = {k: ev.summary[k] for k in ("miou", "rmse") if k in ev.summary}
+    keep.update({k: v for k, v in ev.summary.items() if k not in keep and k not in ("iou_per_class", "confusion")})
+    return keep
 
 
 def _probe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (train/*.mp4, sequences/{train,val}/, forecast_probe.json)")
-    p.add_argument("--train", type=int, default=48, help="unlabelled training videos for the predictor (default 48)")
-    p.add_argument("--train-seconds", type=float, default=4.0, help="length of each training video (default 4)")
-    p.add_argument("--head-sequences", type=int, default=12, help="labelled sequences for the heads (split train, default 12)")
-    p.add_argument("--val-sequences", type=int, default=64,
+    p.add_argument("--train", type=nonneg_int, default=48, help="unlabelled training videos for the predictor (default 48)")
+    p.add_argument("--train-seconds", type=positive_float, default=4.0, help="length of each training video (default 4)")
+    p.add_argument("--head-sequences", type=positive_int, default=12, help="labelled sequences for the heads (split train, default 12)")
+    p.add_argument("--val-sequences", type=positive_int, default=64,
                    help="labelled sequences to forecast (split val, default 64; with 8 the 95 %% interval of "
                         "model - copy-last at mid spans about 5 mIoU points)")
-    p.add_argument("--size", type=int, default=112, help="frame side in px, even (default 112)")
-    p.add_argument("--fps", type=float, default=15.0, help="labelled sequences' frame rate (default 15, as VSPW)")
-    p.add_argument("--seconds", type=float, default=2.0, help="labelled sequence length, >= 20 frames (default 2)")
-    p.add_argument("--objects", type=int, default=3, help="objects per scene (default 3)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print forecast_probe.json's content as one JSON object last")
+    p.add_argument("--size", type=positive_int, default=112, help="frame side in px, even (default 112)")
+    p.add_argument("--fps", type=positive_float, default=15.0, help="labelled sequences' frame rate (default 15, as VSPW)")
+    p.add_argument("--seconds", type=positive_float, default=2.0, help="labelled sequence length, >= 20 frames (default 2)")
+    p.add_argument("--objects", type=positive_int, default=3, help="objects per scene (default 3)")
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_probe(args: argparse.Namespace) -> int:
     from ..data.forecast_probe import write_forecast_probe
 
-    if args.train < 0 or args.head_sequences < 1 or args.val_sequences < 1:
-        raise UserError("--train must be >= 0, --head-sequences and --val-sequences >= 1")
+    check_output_folder(args.out)
     try:
         meta = write_forecast_probe(args.out, args.train, args.head_sequences, args.val_sequences, args.size, args.fps,
                                     args.seconds, args.train_seconds, args.objects, args.seed, progress=log)
@@ -122,14 +103,12 @@ def run_probe(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     print(f"wrote {args.train} training videos and {args.head_sequences} + {args.val_sequences} labelled sequences "
           f"({args.size}px, {args.fps:g} fps, classes {', '.join(meta['classes'])}) to {args.out}")
-    if args.json:
-        print(json.dumps(meta))
-    return 0
+    return meta
 
 
 MAKE_FORECAST_PROBE = Verb(
     "make-forecast-probe",
     "write an offline dense-forecasting benchmark: synthetic training videos + labelled sequences "
     "(classes by shape, depth) for `eval forecast --dataset synthetic`",
-    "dinoworld make-forecast-probe --out fprobe/ --train 48",
+    "dinoworld make-forecast-probe --out fprobe --train 200",
     _probe_args, run_probe)

@@ -7,12 +7,11 @@ Each benchmark is a sub-parser of the ``eval`` verb with its own flags: add one 
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Callable
 
 from ..errors import UserError
 from . import forecast
-from .common import log, pick_device
+from .common import JSON_HELP, check_output_folder, log, nonneg_int, pick_device, positive_float, positive_int
 from .verb import Verb
 
 
@@ -22,21 +21,19 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", required=True, help="dataset folder")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder, run folder or hub id")
     p.add_argument("--encoder-weights", help="local folder/file of the encoder weights (default: as recorded, else hub cache)")
-    p.add_argument("--context", type=int, default=4, help="context frames per window (default 4)")
-    p.add_argument("--stride", type=int, default=1, help="frames between consecutive windows (default 1)")
-    p.add_argument("--gap", type=float, help="predict the frame this many seconds after the last context frame "
+    p.add_argument("--context", type=positive_int, default=4, help="context frames per window (default 4)")
+    p.add_argument("--stride", type=positive_int, default=1, help="frames between consecutive windows (default 1)")
+    p.add_argument("--gap", type=positive_float, help="predict the frame this many seconds after the last context frame "
                    "(default: the next frame)")
-    p.add_argument("--frame-step", type=int, default=1, help="use every k-th frame of each video (default 1)")
-    p.add_argument("--image-fps", type=float, default=15.0, help="frame rate of image sequences such as IntPhys (default 15)")
-    p.add_argument("--res", type=int, help="frame side in px (default: the checkpoint's training resolution, else 224)")
-    p.add_argument("--batch-size", type=int, default=32, help="windows (and frames to encode) per batch")
-    p.add_argument("--max-pairs", type=int, help="evaluate only the first N pairs (quick checks)")
+    p.add_argument("--frame-step", type=positive_int, default=1, help="use every k-th frame of each video (default 1)")
+    p.add_argument("--image-fps", type=positive_float, default=15.0, help="frame rate of image sequences such as IntPhys (default 15)")
+    p.add_argument("--res", type=positive_int, help="frame side in px (default: the checkpoint's training resolution, else 224)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="windows (and frames to encode) per batch")
+    p.add_argument("--max-pairs", type=positive_int, help="evaluate only the first N pairs (quick checks)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--out", help="write summary.json, surprise.jsonl (per-pair curves) and surprise_curves.png here")
-    p.add_argument("--plot-pairs", type=int, default=6, help="pairs drawn in surprise_curves.png (default 6)")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
-
-
+    p.add_argument("--plot-pairs", type=nonneg_int, default=6, help="pairs drawn in surprise_curves.png (default 6)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_physics(args: argparse.Namespace) -> int:
@@ -44,8 +41,7 @@ def run_physics(args: argparse.Namespace) -> int:
     from ..eval.rollout import default_resolution
     from ..model import WorldModel
 
-    if args.context < 1 or args.stride < 1 or args.frame_step < 1:
-        raise UserError("--context, --stride and --frame-step must be >= 1")
+    check_output_folder(args.out)
     ps = read_pairs(args.dataset, args.root)  # check the data before loading a model
     for problem in ps.problems:
         log(f"warning: {problem} (skipped)")
@@ -80,25 +76,24 @@ def run_physics(args: argparse.Namespace) -> int:
         for k, v in files.items():
             print(f"{k}: {v}")
         out["files"] = files
-    if args.json:
-        print(json.dumps(out))
-    return 0
+    return out
 
 
 def _probe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (train/, possible/, impossible/, pairs.json)")
-    p.add_argument("--pairs", type=int, default=25, help="matched pairs, spread over the 5 properties (default 25)")
-    p.add_argument("--train", type=int, default=64, help="plausible training videos (default 64)")
-    p.add_argument("--size", type=int, default=112, help="frame side in px, even (default 112)")
-    p.add_argument("--fps", type=float, default=10.0, help="frame rate (default 10)")
-    p.add_argument("--seconds", type=float, default=3.5, help="video length (default 3.5)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print pairs.json's summary as one JSON object last")
+    p.add_argument("--pairs", type=positive_int, default=25, help="matched pairs, spread over the 5 properties (default 25)")
+    p.add_argument("--train", type=positive_int, default=64, help="plausible training videos (default 64)")
+    p.add_argument("--size", type=positive_int, default=112, help="frame side in px, even (default 112)")
+    p.add_argument("--fps", type=positive_float, default=10.0, help="frame rate (default 10)")
+    p.add_argument("--seconds", type=positive_float, default=3.5, help="video length (default 3.5)")
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_probe(args: argparse.Namespace) -> int:
     from ..envs.physics_probe import write_physics_probe
 
+    check_output_folder(args.out)
     meta = write_physics_probe(args.out, args.pairs, args.train, args.size, args.fps, args.seconds, args.seed,
                                progress=log)
     counts: dict[str, int] = {}
@@ -106,19 +101,17 @@ def run_probe(args: argparse.Namespace) -> int:
         counts[m["property"]] = counts.get(m["property"], 0) + 1
     print(f"wrote {args.train} training videos and {len(meta['pairs'])} pairs to {args.out} "
           f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
-    if args.json:
-        print(json.dumps({"out": str(args.out), "train": args.train, "pairs": len(meta["pairs"]), "per_property": counts}))
-    return 0
+    return {"out": str(args.out), "train": args.train, "pairs": len(meta["pairs"]), "per_property": counts}
 
 
 #: ``dinoworld eval NAME``: (help, add_args, run, example)
 BENCHMARKS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
     "physics": ("intuitive physics: relative accuracy of surprise over (possible, impossible) pairs "
                 "(IntPhys, GRASP, InfLevel, a folder)", _physics_args, run_physics,
-                "dinoworld eval physics --dataset folder --root probe/ --checkpoint runs/probe --json"),
+                "dinoworld eval physics --dataset folder --root probe --checkpoint demo_out/model --out physics"),
     "forecast": ("dense forecasting: segmentation mIoU / depth RMSE of present-time heads on predicted features "
                  "(Cityscapes, VSPW, KITTI, synthetic)", forecast.add_forecast_args, forecast.run_forecast,
-                 "dinoworld eval forecast --dataset synthetic --root fprobe/ --checkpoint runs/probe"),
+                 "dinoworld eval forecast --dataset synthetic --root fprobe --checkpoint runs/fprobe --heads fheads --out forecast"),
 }
 
 
@@ -131,15 +124,14 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         b.set_defaults(_benchmark=run)
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    return int(args._benchmark(args) or 0)
+def run_eval(args: argparse.Namespace) -> int | dict:
+    return args._benchmark(args)
 
 
 EVAL = Verb("eval", "benchmarks: `eval physics` (IntPhys, GRASP, InfLevel, a folder) or `eval forecast` "
             "(Cityscapes, VSPW, KITTI, synthetic); `dinoworld eval BENCHMARK --help` for each",
-            "dinoworld eval physics --dataset folder --root probe/ --checkpoint runs/probe --json",
-            _eval_args, run_eval)
+            "\n  ".join(example for *_, example in BENCHMARKS.values()), _eval_args, run_eval)
 MAKE_PHYSICS_PROBE = Verb("make-physics-probe", "simulate an offline intuitive-physics probe (pymunk): plausible "
                           "training videos + matched possible/impossible pairs",
-                          "dinoworld make-physics-probe --out probe/ --pairs 25 --train 64",
+                          "dinoworld make-physics-probe --out probe --pairs 25 --train 64",
                           _probe_args, run_probe)

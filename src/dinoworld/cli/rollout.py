@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from .common import JSON_HELP, check_output_folder, nonneg_float, nonneg_int, positive_float, positive_int
 from .verb import Verb
 
 
@@ -12,20 +12,21 @@ def _rollout_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="a video file FFmpeg can read")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (config.json + model.safetensors), run folder or hub id")
     p.add_argument("--encoder-weights", help="local folder/file of the encoder weights (default: as recorded, else hub cache)")
-    p.add_argument("--context", type=int, default=4, help="context frames (default 4)")
-    p.add_argument("--horizon", type=float, default=2.0, help="seconds to predict after the last context frame")
-    p.add_argument("--step", type=float, default=0.25, help="seconds between frames (context and rollout)")
-    p.add_argument("--start", type=float, default=0.0, help="time of the first context frame")
-    p.add_argument("--resolution", type=int, help="frame side in px (default: the checkpoint's training resolution)")
+    p.add_argument("--context", type=positive_int, default=4, help="context frames (default 4)")
+    p.add_argument("--horizon", type=positive_float, default=2.0, help="seconds to predict after the last context frame")
+    p.add_argument("--step", type=positive_float, default=0.25, help="seconds between frames (context and rollout)")
+    p.add_argument("--start", type=nonneg_float, default=0.0, help="time of the first context frame")
+    p.add_argument("--resolution", type=positive_int, help="frame side in px (default: the checkpoint's training resolution)")
     p.add_argument("--attention", action="store_true", help="also draw cross-attention maps (paper Fig. 6)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--json", action="store_true", help="print one JSON object last")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_rollout(args: argparse.Namespace) -> int:
     from ..eval.rollout import attention_outputs, rollout_video, write_rollout_outputs
     from ..model import WorldModel
 
+    check_output_folder(args.out)
     wm = WorldModel.from_pretrained(args.checkpoint, encoder_weights=args.encoder_weights)
     r = rollout_video(wm, args.video, context=args.context, horizon=args.horizon, step=args.step,
                       start=args.start, resolution=args.resolution)
@@ -38,9 +39,7 @@ def run_rollout(args: argparse.Namespace) -> int:
         print(f"{h:8.2f} " + " ".join(f"{v:10.4f}" if v is not None else f"{'-':>10}" for v in vals))
     for k, v in files.items():
         print(f"{k}: {v}")
-    if args.json:
-        print(json.dumps({"horizons_s": r.horizons, "errors_l1": r.errors, "files": files}))
-    return 0
+    return {"horizons_s": r.horizons, "errors_l1": r.errors, "files": files}
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
@@ -50,18 +49,19 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", default="auto",
                    help="auto (DINOv2-B/14-reg if its weights are cached or given, else the stand-in), or an encoder name")
     p.add_argument("--encoder-weights", help="local folder/file (or hub id) of the encoder weights")
-    p.add_argument("--steps", type=int, default=STEPS,
+    p.add_argument("--steps", type=positive_int, default=STEPS,
                    help=f"training steps (default {STEPS}: about 4 minutes on two CPU cores)")
-    p.add_argument("--resolution", type=int, default=RESOLUTION, help="frame side in px (multiple of the patch size)")
-    p.add_argument("--train-videos", type=int, default=NUM_TRAIN, help="synthetic training videos")
-    p.add_argument("--val-videos", type=int, default=NUM_VAL, help="synthetic held-out videos")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object last")
+    p.add_argument("--resolution", type=positive_int, default=RESOLUTION, help="frame side in px (multiple of the patch size)")
+    p.add_argument("--train-videos", type=positive_int, default=NUM_TRAIN, help="synthetic training videos")
+    p.add_argument("--val-videos", type=positive_int, default=NUM_VAL, help="synthetic held-out videos")
+    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_demo_cli(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
+    check_output_folder(args.out)
     m = run_demo(args.out, args.encoder, args.encoder_weights, args.steps, args.resolution, args.train_videos,
                  args.val_videos, args.seed)
     for name, s in m["heldout"].items():
@@ -69,13 +69,11 @@ def run_demo_cli(args: argparse.Namespace) -> int:
         print(f"held-out {name}, shortest horizon {s['horizons_s'][0]:.2f}s: model / copy-last "
               f"smooth-L1 {es['autoregressive'][0]:.4f} / {es['copy-last'][0]:.4f}, "
               f"L1 {e['autoregressive'][0]:.4f} / {e['copy-last'][0]:.4f}")
-    if args.json:
-        print(json.dumps(m))
-    return 0
+    return m
 
 
 ROLLOUT = Verb("rollout", "roll a checkpoint out on a video: figure, MP4, per-step errors vs copy-last, direct vs autoregressive",
-               "dinoworld rollout clip.mp4 --checkpoint demo_out/model --context 4 --horizon 2.0 --step 0.25 --out rollout/",
+               "dinoworld rollout demo_out/videos/val/real/carphone_pristine.mp4 --checkpoint demo_out/model --out rollout",
                _rollout_args, run_rollout)
 DEMO = Verb("demo", "the whole pipeline offline on CPU: videos -> features -> tiny predictor -> rollouts -> report",
             "dinoworld demo --out demo_out        # add --encoder-weights ~/dinov2-with-registers-base for DINOv2",

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 
-from .common import pick_device
+from .common import JSON_HELP, check_output_folder, log, nonneg_int, pick_device, positive_float, positive_int
 from .verb import Verb
 
 #: what ``train`` and ``finetune`` tell the user to pass for encoder weights (they have no flag for it)
@@ -36,17 +34,16 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file of overrides on top of the paper's defaults (see configs/)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.lr=3e-4 data.source=videos/")
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in out_dir")
-    p.add_argument("--max-steps", type=int, help="stop after this global step (the schedule is unchanged)")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
+    p.add_argument("--max-steps", type=positive_int, help="stop after this global step (the schedule is unchanged)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     _overrides_anywhere(p)
 
 
-def _print_summary(summary: dict, as_json: bool) -> None:
+def _print_summary(summary: dict) -> dict:
     if "val/loss" in summary:
         print(f"final val loss {summary['val/loss']:.4f} vs copy-last {summary['val/copy_last']:.4f}")
     print(f"step {summary['step']}: checkpoint {summary['checkpoint']}")
-    if as_json:
-        print(json.dumps(summary))
+    return summary
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -54,8 +51,8 @@ def run_train(args: argparse.Namespace) -> int:
     from ..train import TrainConfig, train
 
     cfg = load_config(TrainConfig, args.config, args.overrides)
-    _print_summary(train(cfg, resume=not args.no_resume, max_steps=args.max_steps), args.json)
-    return 0
+    check_output_folder(cfg.out_dir, "out_dir")
+    return _print_summary(train(cfg, resume=not args.no_resume, max_steps=args.max_steps))
 
 
 def _encode_args(p: argparse.ArgumentParser) -> None:
@@ -65,11 +62,11 @@ def _encode_args(p: argparse.ArgumentParser) -> None:
                    help="frozen encoder (default dinov2-b14-reg; also dinov3-s16/b16/l16, hf:<hub id or folder>)")
     p.add_argument("--encoder-weights",
                    help="local folder/file (also a torch.hub DINOv2 .pth) or hub id of the encoder weights")
-    p.add_argument("--fps", type=float, default=8.0, help="frames per second to cache (default 8)")
-    p.add_argument("--resolution", type=int, default=224, help="square frame side (multiple of the patch size)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--shard-size", type=int, default=64, help="videos per shard file")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--fps", type=positive_float, default=8.0, help="frames per second to cache (default 8)")
+    p.add_argument("--resolution", type=positive_int, default=224, help="square frame side (multiple of the patch size)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="frames per encoder batch (default 16)")
+    p.add_argument("--shard-size", type=positive_int, default=64, help="videos per shard file")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run_encode(args: argparse.Namespace) -> int:
@@ -78,6 +75,7 @@ def run_encode(args: argparse.Namespace) -> int:
     from ..data import encode_videos_to_cache, list_videos
     from ..encoders import load_encoder
 
+    check_output_folder(args.out)
     device = pick_device()
     enc = load_encoder(args.encoder, weights=args.encoder_weights, device=device,
                        weights_hint="--encoder-weights PATH")
@@ -86,9 +84,7 @@ def run_encode(args: argparse.Namespace) -> int:
                                batch_size=args.batch_size, shard_size=args.shard_size)
     d = dataclasses.asdict(s)
     print(" ".join(f"{k}={v}" for k, v in d.items() if not isinstance(v, (list, dict))))
-    if args.json:
-        print(json.dumps(d, default=str))
-    return 0
+    return d
 
 
 def _finetune_args(p: argparse.ArgumentParser) -> None:
@@ -102,15 +98,15 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", help="pre-trained checkpoint folder (or run folder: its latest checkpoint)")
     p.add_argument("--config", help="YAML file of overrides (same keys as `dinoworld train`)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.batch_size=256 data.num_workers=8")
-    p.add_argument("--epochs", type=float, default=25.0,
+    p.add_argument("--epochs", type=positive_float, default=25.0,
                    help="passes over every clip window of the training episodes (default 25, as the paper); "
                         "ignored when stages=... is given")
     p.add_argument("--out", help="run folder (default runs/finetune-ENV-MODE); rerun to resume")
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in the run folder")
-    p.add_argument("--max-steps", type=int, help="stop after this global step (the schedule is unchanged)")
-    p.add_argument("--check-batches", type=int, default=8,
+    p.add_argument("--max-steps", type=positive_int, help="stop after this global step (the schedule is unchanged)")
+    p.add_argument("--check-batches", type=nonneg_int, default=8,
                    help="held-out batches for the true-vs-shuffled-actions check at the end (0 = skip)")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object last")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     _overrides_anywhere(p)
 
 
@@ -140,11 +136,13 @@ def run_finetune(args: argparse.Namespace) -> int:
     from ..train.finetune import finetune_config
     from ..train.loop import VAL_SEED
 
+    check_output_folder(args.out)
     cfg = finetune_config(args.env, args.data, args.mode, init=args.init, config=args.config,
                           overrides=args.overrides, epochs=args.epochs, out=args.out)
+    check_output_folder(cfg.out_dir, "--out" if args.out else "out_dir")
     warning = cpu_warning(cfg)
     if warning:
-        print(warning, file=sys.stderr, flush=True)
+        log(warning)
     print(f"finetune {args.mode} on {args.env}: {cfg.total_steps} steps of {cfg.optim.batch_size} clips "
           f"({cfg.data.num_frames} frames, frameskip {cfg.data.frameskip}, actions {cfg.model.action_dim}-d, "
           f"{cfg.stages[-1].resolution} px)")
@@ -168,18 +166,18 @@ def run_finetune(args: argparse.Namespace) -> int:
               f"shuffled {errs['self_fed_shuffled']:.5g}, copy-first {errs['copy_first']:.5g}")
         errs["gap"], verdict = action_verdict(errs)
         print(verdict)
-    _print_summary(summary, args.json)
-    return 0
+    return _print_summary(summary)
 
 
 TRAIN = Verb(
     "train", "pre-train (or fine-tune) a predictor; resumes from out_dir's last checkpoint",
-    "dinoworld train --config configs/tiny-cpu.yaml data.source=videos/ data.val_source=val/ out_dir=runs/t\n"
+    "dinoworld train --config configs/tiny-cpu.yaml data.source=fcache out_dir=runs/fprobe\n"
     "  torchrun --nproc-per-node 8 -m dinoworld.cli train --config configs/paper-giant.yaml "
     "data.source=shards-{000000..009999}.tar", _train_args, run_train)
 ENCODE = Verb("encode", "write a sharded, resumable feature cache so training never decodes video",
-              "dinoworld encode videos/ --out cache/ --encoder dinov2-b14-reg --encoder-weights ~/dinov2-reg-base",
+              "dinoworld encode fprobe/train --out fcache --encoder pixel-pyramid --fps 15 --resolution 112\n"
+              "  dinoworld encode videos/ --out cache/ --encoder dinov2-b14-reg --encoder-weights ~/dinov2-reg-base",
               _encode_args, run_encode)
 FINETUNE = Verb("finetune", "action-conditioned fine-tuning on env trajectories (scratch, frozen or full)",
-                "dinoworld finetune --env wall --data data/wall --mode frozen --init runs/base",
+                "dinoworld finetune --env wall --data data/wall --mode scratch --config configs/finetune-cpu.yaml --out runs/wall",
                 _finetune_args, run_finetune)

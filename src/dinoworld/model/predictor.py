@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..config import above, at_least, check_ranges
 from ..errors import UserError
 from .attention import AttentionPlan, attend, plan_attention, resolve_backend
 from .loss import copy_last_prediction
@@ -56,7 +57,12 @@ class PredictorConfig:
     #: query reads carries *where and when* it came from relative to the query (positions of moving things)
     value_rope: bool = False
 
+    CHECKS = {"in_dim": at_least(1), "dim": at_least(1), "depth": at_least(1), "num_heads": at_least(1),
+              "mlp_ratio": above(0), "action_dim": at_least(0), "rope_freqs": at_least(1),
+              "rope_min_period": above(0), "rope_max_period": above(0)}
+
     def __post_init__(self) -> None:
+        check_ranges(self, "model.predictor.")
         if self.dim % self.num_heads:
             raise UserError(f"predictor dim {self.dim} is not divisible by num_heads {self.num_heads}")
         if 6 * self.rope_freqs > self.head_dim:

@@ -7,6 +7,7 @@ at any moment leaves either the previous complete checkpoints or the new complet
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -34,13 +35,17 @@ def save_checkpoint(
     tmp = root / f".tmp-step_{step:08d}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    write_model_folder(tmp, state, dataclasses.replace(meta, step=step))
-    if train_state is not None:
-        torch.save(train_state, tmp / STATE_FILE)
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    fsync_dir(tmp)
+    try:
+        write_model_folder(tmp, state, dataclasses.replace(meta, step=step))
+        if train_state is not None:
+            _save_torch(train_state, tmp / STATE_FILE)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # the previous checkpoint stays the newest
+        raise
     if final.exists():  # re-saving the same step: move the old one aside first
         old = root / f".old-{final.name}-{os.getpid()}"
         os.replace(final, old)
@@ -52,6 +57,16 @@ def save_checkpoint(
     for stale in complete_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def _save_torch(obj: Any, path: Path) -> None:
+    """``torch.save``, whose zip writer reports a failed write (a full disk) as a RuntimeError: as an OSError."""
+    try:
+        torch.save(obj, path)
+    except RuntimeError as err:
+        full = shutil.disk_usage(path.parent).free < 256 * 2**20
+        raise OSError(errno.ENOSPC if full else errno.EIO, f"writing failed ({str(err).splitlines()[0][:120]})",
+                      str(path)) from err
 
 
 def load_train_state(folder: Path) -> dict[str, Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import above, at_least, between, not_empty, one_of
 from ..data.sampler import DT_MAX, DT_MIN
+from ..model.predictor import SIZES
 
 
 @dataclass
@@ -28,6 +30,10 @@ class DataConfig:
     num_workers: int = 4  #: DataLoader workers per rank (0 = in process); resume is exact when unchanged
     frameskip: int = 5  #: trajectories only: frames skipped between steps (actions concatenated)
 
+    CHECKS = {"kind": one_of("auto", "video", "cache", "trajectories"), "num_frames": at_least(2),
+              "dt_min": above(0), "dt_max": above(0), "crop": one_of("crop", "resize"), "num_workers": at_least(0),
+              "frameskip": at_least(1)}
+
 
 @dataclass
 class ModelConfig:
@@ -37,6 +43,8 @@ class ModelConfig:
     encoder: str = "dinov2-b14-reg"
     encoder_weights: str | None = None  #: hub id or local path of the encoder weights (None = default hub id)
     action_dim: int = 0  #: > 0 adds action blocks (fine-tuning)
+
+    CHECKS = {"size": one_of(*SIZES), "action_dim": at_least(0)}
 
 
 @dataclass
@@ -51,11 +59,17 @@ class OptimConfig:
     batch_size: int = 1024  #: clips per optimizer step, summed over all ranks
     micro_batch_size: int = 8  #: clips per forward pass per rank (gradient accumulation fills the rest)
 
+    CHECKS = {"lr": above(0), "warmup_steps": at_least(0), "schedule": one_of("constant", "cosine"),
+              "min_lr_ratio": between(0, 1), "weight_decay": at_least(0), "betas": between(0, 1, hi_open=True),
+              "grad_clip": at_least(0), "batch_size": at_least(1), "micro_batch_size": at_least(1)}
+
 
 @dataclass
 class Stage:
     steps: int = 300_000  #: optimizer steps in this stage
     resolution: int = 224  #: square frame side in pixels (a multiple of the encoder's patch size)
+
+    CHECKS = {"steps": at_least(1), "resolution": at_least(1)}
 
 
 @dataclass
@@ -68,6 +82,9 @@ class FinetuneConfig:
     val_fraction: float = 0.1  #: trajectories held out (random split saved with the checkpoint)
     #: frame side (px) of the fine-tuning stage when ``stages`` is not given (paper: 224)
     resolution: int = 224
+
+    CHECKS = {"trainable": one_of("all", "actions"), "val_fraction": between(0, 1, hi_open=True),
+              "resolution": at_least(1)}
 
 
 @dataclass
@@ -96,6 +113,11 @@ class TrainConfig:
     strategy: str = "auto"  #: "auto" (FSDP2 for giant, DDP otherwise when distributed), "ddp", "fsdp"
     tensorboard: bool = True
     progress: bool = True
+
+    CHECKS = {"stages": not_empty, "log_every": at_least(1), "val_every": at_least(1), "val_batches": at_least(1),
+              "ckpt_every": at_least(1), "keep_checkpoints": at_least(1),
+              "precision": one_of("auto", "bf16", "fp32"), "compile": one_of("auto", "model", "blocks", "none"),
+              "attention": one_of("auto", "flex", "grouped", "dense"), "strategy": one_of("auto", "ddp", "fsdp")}
 
     @property
     def total_steps(self) -> int:
