@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from dinoworld.cli import main
-from dinoworld.data.trajectory_clips import trajectory_info
+from dinoworld.data.trajectories import decode_mp4
 from dinoworld.encoders import load_encoder
+from dinoworld.errors import UserError
 from dinoworld.model import CheckpointMeta, EncoderInfo, WorldModel, build_predictor
 from dinoworld.plan import CEMConfig, GDConfig, LatentRollout, cem, gradient_plan, latent_distance, naive_rollout
-from dinoworld.plan.evaluate import PlanningConfig, evaluate, wilson_ci95
+from dinoworld.plan.evaluate import PlanningConfig, PlanningTask, evaluate, wilson_ci95
+from dinoworld.train.config import DataConfig, FinetuneConfig, TrainConfig
+from dinoworld.train.streams import trajectory_meta
 
 pytest.importorskip("gymnasium")
 
@@ -49,7 +53,9 @@ def test_cem_warm_start_and_bad_settings():
                mean=torch.full((1, 2, 1), 2.9), std=torch.full((1, 2, 1), 0.1), generator=gen)
     assert (plan.actions - 3.0).abs().max() < 0.1
     with pytest.raises(UserError, match="topk"):
-        CEMConfig(samples=5, topk=10)
+        CEMConfig(samples=5, topk=0)
+    with pytest.raises(UserError, match="lower --topk or raise --samples"):
+        cem(lambda a: a.sum(dim=(-2, -1)), 1, 2, 1, CEMConfig(samples=5, topk=10))
 
 
 def test_gradient_planner_descends_a_quadratic():
@@ -118,14 +124,25 @@ def wall_data(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def other_wall_data(tmp_path_factory):
+    """Another collection of the same env (another seed): same episode numbers, other episodes."""
+    from dinoworld.envs.collect import collect
+
+    root = tmp_path_factory.mktemp("wall-other")
+    collect("wall", root, episodes=12, steps=30, img_size=56, seed=1, progress=False)
+    return root
+
+
 def _world_model(data, predictor=None, val_fraction=0.5):
-    info = trajectory_info(data, seed=0, val_fraction=val_fraction)
+    """A checkpoint with the metadata fine-tuning on ``data`` records (its split, action statistics)."""
+    recorded = trajectory_meta(TrainConfig(data=DataConfig(source=str(data), frameskip=F),
+                                           finetune=FinetuneConfig(val_fraction=val_fraction)))
     p = predictor or _random_action_predictor()
     meta = CheckpointMeta(
         predictor=p.cfg.to_dict(), encoder=EncoderInfo("pixel-pyramid", None, False), resolution=56, env="wall",
-        frameskip=F, control_rate_hz=10.0, raw_action_dim=2, action_norm={"mean": info.mean, "std": info.std},
-        split={"seed": 0, "val_fraction": val_fraction, "train": [info.episode_ids[i] for i in info.train],
-               "val": [info.episode_ids[i] for i in info.val]})
+        frameskip=F, control_rate_hz=10.0, raw_action_dim=2, action_norm=recorded["action_norm"],
+        split=recorded["split"])
     return WorldModel(load_encoder("pixel-pyramid"), p, meta)
 
 
@@ -173,11 +190,12 @@ def test_budget_sweep_plots_success_against_budget(wall_data, tmp_path, capsys):
     sweep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["sweep"]["budgets"]
     assert [r["budget"] for r in sweep] == [4, 16]
     assert (tmp_path / "p" / "budget_sweep.png").stat().st_size > 1000
-    assert main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
-                 "--sweep", "lots"]) == 2
+    for bad in ("lots", "0x5", "4x-1"):
+        assert main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
+                     "--sweep", bad, "--out", str(tmp_path / "p")]) == 2
 
 
-def test_plan_refuses_bad_input_with_one_line(wall_data, tmp_path, capsys):
+def test_plan_refuses_bad_input_with_one_line(wall_data, other_wall_data, tmp_path, capsys):
     plain = build_predictor("tiny", in_dim=36, depth=1)
     no_actions = WorldModel(load_encoder("pixel-pyramid"), plain,
                             CheckpointMeta(plain.cfg.to_dict(), EncoderInfo("pixel-pyramid")))
@@ -194,6 +212,9 @@ def test_plan_refuses_bad_input_with_one_line(wall_data, tmp_path, capsys):
         (base + ["--env", "wall", "--checkpoint", str(tmp_path / "far")], "held-out episodes"),
         (base + ["--env", "wall", "--checkpoint", str(tmp_path / "good"), "--planner", "mpc", "--replan-every", "3"],
          "multiple of the frameskip"),
+        (["plan", "--data", str(other_wall_data), "--episodes", "1", "--env", "wall", "--checkpoint",
+          str(tmp_path / "good")], "not the collection the checkpoint was fine-tuned on"),
+        (base + ["--env", "wall", "--checkpoint", str(tmp_path / "good"), "--samples", "4"], "lower --topk"),
     ]
     for args, msg in cases:
         assert main(args) == 2, args
@@ -258,22 +279,98 @@ def test_nontrivial_keeps_only_starts_that_do_not_already_pass(wall_data):
         evaluate(wm, "wall", wall_data, PlanningConfig(**{**base, "goal_steps": 0}, nontrivial=True), progress=False)
 
 
-def test_a_killed_evaluation_keeps_the_episodes_it_finished(wall_data, tmp_path, monkeypatch):
-    """Paper-budget evaluations run for an hour or more: episodes.jsonl grows batch by batch."""
-    from dinoworld.plan import evaluate as protocol
+def _without_timing(d):
+    return {k: v for k, v in d.items() if k not in ("seconds_per_plan", "seconds_planning")}
 
+
+def _rows(folder):
+    return [_without_timing(json.loads(x)) for x in (folder / "episodes.jsonl").read_text().splitlines()]
+
+
+def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(wall_data, tmp_path, monkeypatch, capsys):
+    """Paper-budget evaluations run for an hour or more: Ctrl-C keeps the finished batches and a summary
+    of them, and the same command resumes after them, ending where an uninterrupted run ends."""
     wm = _world_model(wall_data)
-    real, calls = protocol.PlanningTask.plan, {"n": 0}
+    cfg = PlanningConfig(cem=CEMConfig(8, 2, 2), episodes=6, batch=2, horizon=2, goal_steps=10, oracle=False)
+    whole = evaluate(wm, "wall", wall_data, cfg, out=tmp_path / "a", videos=0, progress=False)
+    assert whole["complete"]
 
-    def killed_on_the_second_batch(self, *a, **k):
+    real, calls = PlanningTask.plan, {"n": 0, "stop": 2}
+
+    def plan(self, *a, **k):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == calls["stop"]:
             raise KeyboardInterrupt
         return real(self, *a, **k)
 
-    monkeypatch.setattr(protocol.PlanningTask, "plan", killed_on_the_second_batch)
-    cfg = PlanningConfig(cem=CEMConfig(8, 2, 2), episodes=4, batch=2, horizon=2, goal_steps=10, oracle=False)
+    monkeypatch.setattr(PlanningTask, "plan", plan)
     with pytest.raises(KeyboardInterrupt):
-        evaluate(wm, "wall", wall_data, cfg, out=tmp_path, videos=0, progress=False)
-    rows = [json.loads(x) for x in (tmp_path / "episodes.jsonl").read_text().splitlines()]
-    assert [r["episode"] for r in rows] == [0, 1] and not (tmp_path / "summary.json").exists()
+        evaluate(wm, "wall", wall_data, cfg, out=tmp_path / "b", videos=0, progress=False)
+    err = capsys.readouterr().err.strip()
+    assert err == "interrupted after 2 of 6 episodes; rerun the same command to resume"
+    assert [r["episode"] for r in _rows(tmp_path / "b")] == [0, 1]
+    partial = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert partial["complete"] is False and partial["episodes"] == 2 and partial["episodes_requested"] == 6
+
+    calls.update(n=0, stop=None)
+    resumed = evaluate(wm, "wall", wall_data, cfg, out=tmp_path / "b", videos=0, progress=False)
+    assert calls["n"] == 2  # the two batches left, not all three
+    assert _rows(tmp_path / "b") == _rows(tmp_path / "a")
+    assert _without_timing(resumed) == _without_timing(whole) and resumed["complete"]
+    on_disk = [json.loads((tmp_path / d / "summary.json").read_text()) for d in "ab"]
+    assert _without_timing(on_disk[1]) == _without_timing(on_disk[0])
+
+
+def test_other_settings_into_a_used_folder_are_refused_unless_overwrite(wall_data, tmp_path):
+    wm = _world_model(wall_data)
+    cfg = PlanningConfig(cem=CEMConfig(4, 1, 2), episodes=3, batch=3, horizon=1, goal_steps=5, oracle=False)
+    evaluate(wm, "wall", wall_data, cfg, out=tmp_path, videos=3, progress=False)
+    assert len(list(tmp_path.glob("episode_*.mp4"))) == 3
+    frame = decode_mp4(tmp_path / "episode_0000.mp4")[0]
+    assert frame.shape[1] > 2 * 256 and (frame[:12] < 100).any()  # plan | goal, labelled above
+    (tmp_path / "budget_sweep.json").write_text("[]")
+
+    fewer = replace(cfg, episodes=1)
+    for other, says in [(fewer, "episodes: 3 before, 1 now"), (replace(cfg, seed=1), "seed: 0 before, 1 now")]:
+        with pytest.raises(UserError, match="--overwrite") as err:
+            evaluate(wm, "wall", wall_data, other, out=tmp_path, videos=3, progress=False)
+        assert says in str(err.value) and len(str(err.value).splitlines()) == 1
+    retrained = _world_model(wall_data, _random_action_predictor(seed=1))
+    with pytest.raises(UserError, match="checkpoint"):
+        evaluate(retrained, "wall", wall_data, cfg, out=tmp_path, videos=3, progress=False)
+    again = evaluate(wm, "wall", wall_data, replace(cfg, chunk=2), out=tmp_path, videos=3, progress=False)
+    assert again["episodes"] == 3  # a finished run with the same results-determining settings
+
+    s = evaluate(wm, "wall", wall_data, fewer, out=tmp_path, videos=3, progress=False, overwrite=True)
+    assert s["episodes"] == 1 and len(_rows(tmp_path)) == 1
+    assert [p.name for p in tmp_path.glob("episode_*.mp4")] == ["episode_0000.mp4"]
+    assert not (tmp_path / "budget_sweep.json").exists()
+
+    (tmp_path / "plan.json").unlink()  # a folder written before runs recorded their settings
+    with pytest.raises(UserError, match="record no settings.*--overwrite"):
+        evaluate(wm, "wall", wall_data, fewer, out=tmp_path, videos=0, progress=False)
+
+
+def test_plan_refuses_another_collection_of_the_same_env(wall_data, other_wall_data, capsys):
+    wm = _world_model(wall_data)
+    assert wm.meta.split["data"] == str(wall_data.resolve()) and wm.meta.split["data_fingerprint"]
+    PlanningTask(wm, "wall", wall_data)
+    with pytest.raises(UserError) as err:
+        PlanningTask(wm, "wall", other_wall_data)
+    assert str(wall_data.resolve()) in str(err.value) and str(other_wall_data) in str(err.value)
+
+    old = _world_model(wall_data)  # written before splits recorded their collection
+    del old.meta.split["data_fingerprint"], old.meta.split["data"]
+    cfg = PlanningConfig(cem=CEMConfig(4, 1, 2), episodes=1, batch=1, horizon=1, goal_steps=5, oracle=False)
+    assert evaluate(old, "wall", other_wall_data, cfg, progress=False)["episodes"] == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning:")
+
+
+def test_gradient_planning_takes_fewer_samples_than_the_cem_elites(wall_data, tmp_path, capsys):
+    """--topk is CEM's: GD with 4 parallel sequences must not be refused for the default 10 elites."""
+    _world_model(wall_data).save_pretrained(tmp_path / "ckpt")
+    code = main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
+                 "--planner", "gd", "--samples", "4", "--iterations", "2", "--episodes", "1", "--no-oracle", "--json"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["planner"] == "gd"

@@ -29,9 +29,11 @@ one leads nowhere; it is dropped so both layouts follow the convention above. Pu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Iterator, Union
 
@@ -281,10 +283,36 @@ def load_trajectories(path: Union[str, Path], action_scale: float | None = None)
         raise UserError(f"{root} holds DINO-WM splits {splits}: pass one of them, e.g. {root / splits[0]}")
     raise UserError(f"{root} has neither {META_FILE} (dinoworld) nor states.pth (DINO-WM)")
 
+def collection_fingerprint(path: Union[str, Path], episodes: Iterable[int] | None = None) -> str:
+    """A short hash that tells trajectory collections apart without reading their episodes.
+
+    Our format: ``meta.json`` (without its requested episode count, which grows when a collection is
+    extended) and the name and size of each episode file (only ``episodes`` when given: the ids a
+    split indexes; a missing one counts). DINO-WM's layout: the name, size and first MiB of each
+    top-level ``.pth`` / ``.pkl`` file (``episodes`` is ignored: episodes are rows of those tensors).
+    """
+    root = Path(path)
+    h = hashlib.sha256()
+    if (root / META_FILE).is_file():
+        meta = json.loads((root / META_FILE).read_text())
+        meta.pop("episodes", None)
+        h.update(json.dumps(meta, sort_keys=True).encode())
+        if episodes is None:
+            episodes = [int(m.group(1)) for p in root.iterdir() if (m := EPISODE_PATTERN.match(p.name))]
+        for i in sorted(set(episodes)):
+            p = episode_path(root, i)
+            h.update(f"\n{p.name} {p.stat().st_size if p.is_file() else 'missing'}".encode())
+    else:
+        for p in sorted(root.iterdir()):
+            if p.is_file() and p.suffix in (".pth", ".pkl") and not p.name.startswith("."):
+                with open(p, "rb") as fh:
+                    head = hashlib.sha256(fh.read(1 << 20)).hexdigest()
+                h.update(f"\n{p.name} {p.stat().st_size} {head}".encode())
+    return h.hexdigest()[:16]
 
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "META_FILE", "TrajectoryDataset", "NpzTrajectories", "DinoWMTrajectories",
-    "decode_mp4", "episode_path", "is_trajectory_folder", "load_trajectories", "read_episode", "write_episode",
-    "write_meta",
+    "collection_fingerprint", "decode_mp4", "episode_path", "is_trajectory_folder", "load_trajectories",
+    "read_episode", "write_episode", "write_meta",
 ]

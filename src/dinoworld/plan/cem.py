@@ -31,9 +31,15 @@ class CEMConfig:
     min_std: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.samples < 1 or self.iterations < 1 or not 1 <= self.topk <= self.samples:
-            raise UserError(f"CEM needs samples >= 1, iterations >= 1 and 1 <= topk <= samples; got "
+        if self.samples < 1 or self.iterations < 1 or self.topk < 1:
+            raise UserError(f"CEM needs samples >= 1, iterations >= 1 and topk >= 1; got "
                             f"samples={self.samples}, iterations={self.iterations}, topk={self.topk}")
+
+    def check_elites(self) -> None:
+        """Refuse more elites than candidates (only CEM keeps elites: GD shares the samples count)."""
+        if self.topk > self.samples:
+            raise UserError(f"CEM keeps the best --topk {self.topk} of --samples {self.samples} candidates: "
+                            "lower --topk or raise --samples")
 
     @property
     def budget(self) -> int:
@@ -55,6 +61,7 @@ def cem(cost: Cost, episodes: int, horizon: int, action_dim: int, cfg: CEMConfig
     """Cross-entropy method: sample ``N`` sequences from ``N(mean, std)``, keep the ``K`` cheapest,
     refit mean and std to them, ``J`` times. ``mean``/``std`` ``(E, H, A)`` warm-start the proposal
     (default ``N(0, init_std)``). Returns the final mean and its cost."""
+    cfg.check_elites()
     shape = (episodes, horizon, action_dim)
     mu = torch.zeros(shape, device=device) if mean is None else mean.to(device).clone()
     sigma = torch.full(shape, cfg.init_std, device=mu.device) if std is None else std.to(mu.device).clone()

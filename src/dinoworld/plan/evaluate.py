@@ -17,30 +17,43 @@ The same episodes are also run with uniformly random actions (the floor), with z
 so ``nontrivial`` can keep only the pairs that doing nothing misses), and with CEM on the
 simulator itself (rendered final frames encoded and compared to the goal latent: the ceiling of
 the feature cost).
+
+With ``out``, a rerun of the same settings into the same folder resumes after the last finished
+batch (``plan.json`` records the checkpoint, data and settings; each batch has its own seeds, so the
+resumed summary equals an uninterrupted one); other settings are refused unless ``overwrite``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..data.trajectories import load_trajectories
+from ..data.trajectories import collection_fingerprint, load_trajectories
 from ..data.video import resize_crop
 from ..errors import UserError
+from ..files import atomic_write_json, atomic_write_text
 from ..model import WorldModel
 from ..progress import progress_bar
 from .cem import CEMConfig, GDConfig, Plan, cem, gradient_plan
 from .rollout import LatentRollout, latent_distance
 
 PLANNERS = ("cem", "mpc", "gd")
+PLAN_FILE = "plan.json"  #: what determines a planning run's results, written into ``out`` at its start
+#: every file a planning run (or its budget sweep) writes into ``out``
+OUTPUT_PATTERNS = (PLAN_FILE, "episodes.jsonl", "summary.json", "episode_*.mp4", "budget_sweep.*")
+#: settings that change how candidates pass through memory, not the results
+OPERATIONAL_SETTINGS = ("chunk", "memory_budget")
+_warned_unchecked: set[str] = set()
 
 
 @dataclass
@@ -115,6 +128,22 @@ class PlanningTask:
         if not self.val_positions:
             raise UserError(f"none of the checkpoint's held-out episodes ({len(split.get('val', []))}) is in {data}; "
                             "pass the trajectory folder it was fine-tuned on")
+        self._check_collection(split, data)
+
+    @staticmethod
+    def _check_collection(split: dict[str, Any], data: str | Path) -> None:
+        """Refuse ``data`` unless it is the collection whose episode ids the split holds."""
+        want = split.get("data_fingerprint")
+        if want is None:
+            if str(data) not in _warned_unchecked:
+                _warned_unchecked.add(str(data))
+                print(f"warning: the checkpoint does not record which collection its split indexes; "
+                      f"make sure --data {data} is the one it was fine-tuned on", file=sys.stderr)
+            return
+        have = collection_fingerprint(data, [*split.get("train", []), *split.get("val", [])])
+        if have != want:
+            raise UserError(f"--data {data} (collection {have}) is not the collection the checkpoint was fine-tuned "
+                            f"on ({split.get('data', 'path not recorded')}, collection {want}); pass that folder")
 
     def idle_success(self, start: np.ndarray, goal: np.ndarray, steps: int) -> bool:
         """Does doing nothing — ``steps`` zero actions (Wall: no move; PushT: the pusher holds its place;
@@ -220,18 +249,24 @@ def _sync(device: torch.device) -> None:
 
 
 def evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConfig, out: str | Path | None = None,
-             videos: int = 4, progress: bool = True) -> dict[str, Any]:
-    """Run the protocol; writes ``episodes.jsonl`` (one row per episode, appended as each batch of
-    episodes finishes), ``summary.json`` (at the end) and MP4s into ``out``. Returns the summary."""
+             videos: int = 4, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+    """Run the protocol; writes ``plan.json`` (what determines the results), ``episodes.jsonl`` (one
+    row per episode, appended as each batch of episodes finishes), ``summary.json`` and MP4s into
+    ``out``. Returns the summary.
+
+    An ``out`` that a run with the same ``plan.json`` left unfinished is resumed after its last
+    finished batch; one holding other plan outputs is refused unless ``overwrite``, which deletes
+    them first. Interrupted (``KeyboardInterrupt``), the run writes ``summary.json`` of the finished
+    episodes with ``"complete": false`` and re-raises."""
     try:
-        return _evaluate(wm, env_name, data, cfg, out, videos, progress)
+        return _evaluate(wm, env_name, data, cfg, out, videos, progress, overwrite)
     except torch.cuda.OutOfMemoryError:
         raise UserError(f"the planning budget does not fit in GPU memory ({cfg.batch} episodes x "
                         f"{cfg.cem.samples} candidates); lower --batch or pass a smaller --chunk") from None
 
 
 def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConfig, out: str | Path | None,
-              videos: int, progress: bool) -> dict[str, Any]:
+              videos: int, progress: bool, overwrite: bool) -> dict[str, Any]:
     if cfg.planner not in PLANNERS:
         raise UserError(f"unknown planner {cfg.planner!r}; use one of {', '.join(PLANNERS)}")
     if cfg.cost_model not in ("world_model", "simulator"):
@@ -240,6 +275,8 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
         raise UserError("the simulator is not differentiable: plan it with cem or mpc, not gd")
     if cfg.precision not in ("auto", "bf16", "fp32"):
         raise UserError(f"unknown precision {cfg.precision!r}; use auto, bf16 or fp32")
+    if cfg.planner != "gd":
+        cfg.cem.check_elites()
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and wm.device.type == "cuda")
     wm.predictor.to(torch.bfloat16 if bf16 else torch.float32)
     task = PlanningTask(wm, env_name, data)
@@ -249,37 +286,54 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
     if cfg.replan_every % f and cfg.planner == "mpc":
         raise UserError(f"--replan-every must be a multiple of the frameskip {f}")
     out_dir = Path(out) if out else None
-    if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "episodes.jsonl").write_text("")  # grows batch by batch: a killed run keeps what it finished
-    gen = torch.Generator(device=wm.device).manual_seed(cfg.seed)
-    rng = np.random.default_rng([cfg.seed, 0xBA5E])
     rows: list[dict[str, Any]] = []
-    plan_seconds: list[float] = []
-    specs = list(task.episodes(cfg.episodes, cfg.goal_steps, cfg.seed, cfg.horizon * f, cfg.nontrivial))
-    bar = progress_bar(total=len(specs), desc=f"plan {env_name} ({cfg.planner})", unit="ep", disable=not progress)
-    for b0 in range(0, len(specs), cfg.batch):
+    if out_dir:
+        rows = _prepare_out(out_dir, _run_identity(wm, env_name, data, cfg, bf16), cfg, overwrite)
+    try:
+        specs = list(task.episodes(cfg.episodes, cfg.goal_steps, cfg.seed, cfg.horizon * f, cfg.nontrivial))
+        _plan_batches(task, specs, rows, cfg, out_dir, videos, progress)
+    except KeyboardInterrupt:
+        if out_dir:
+            atomic_write_json(out_dir / "summary.json", _summary(rows, cfg, task))
+            print(f"interrupted after {len(rows)} of {cfg.episodes} episodes; rerun the same command to resume",
+                  file=sys.stderr)
+        raise
+    summary = _summary(rows, cfg, task)
+    if out_dir:
+        atomic_write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def _plan_batches(task: PlanningTask, specs: list[EpisodeSpec], rows: list[dict[str, Any]], cfg: PlanningConfig,
+                  out_dir: Path | None, videos: int, progress: bool) -> None:
+    """Plan ``specs`` after the ``len(rows)`` finished ones, batch by batch; each batch's rows are
+    appended to ``rows`` (and ``episodes.jsonl``) once it is finished."""
+    f, device = task.space.frameskip, task.wm.device
+    oracle_cfg = replace(cfg, cem=replace(cfg.cem, topk=min(cfg.cem.topk, cfg.cem.samples)))  # also under gd
+    bar = progress_bar(total=len(specs), initial=len(rows), desc=f"plan {task.env_name} ({cfg.planner})", unit="ep",
+                       disable=not progress)
+    for b0 in range(len(rows), len(specs), cfg.batch):
+        gen = torch.Generator(device=device).manual_seed(_batch_seed(cfg.seed, b0 // cfg.batch))
+        rng = np.random.default_rng([cfg.seed, 0xBA5E, b0 // cfg.batch])
         batch = specs[b0 : b0 + cfg.batch]
         goals = task.latents([s.goal_state for s in batch])
         records: list[list[np.ndarray] | None] = [[] if s.index < videos and out_dir else None for s in batch]
         if cfg.planner == "mpc":
             results, secs = _run_mpc(task, batch, goals, cfg, gen, records)
         else:
-            _sync(wm.device)
+            _sync(device)
             t0 = time.perf_counter()
             plan = task.plan(task.cost([s.start_state for s in batch], goals, cfg), len(batch), cfg, gen)
             raw = task.space.denormalize(plan.actions).cpu().numpy()
             secs = (time.perf_counter() - t0) / len(batch)
-            plan_seconds.append(secs)
             results = [task.execute(s.start_state, raw[i], s.goal_state, records[i]) for i, s in enumerate(batch)]
-        if cfg.planner == "mpc":
-            plan_seconds.append(secs)
         oracle = None
         if cfg.oracle:
-            oplan = task.plan(task.cost([s.start_state for s in batch], goals, cfg, "simulator"), len(batch), cfg,
-                              gen, planner="cem")
+            oplan = task.plan(task.cost([s.start_state for s in batch], goals, cfg, "simulator"), len(batch),
+                              oracle_cfg, gen, planner="cem")
             oraw = task.space.denormalize(oplan.actions).cpu().numpy()
             oracle = [task.execute(s.start_state, oraw[i], s.goal_state) for i, s in enumerate(batch)]
+        finished = []
         for i, s in enumerate(batch):
             final, first = results[i]
             ev = task.env.eval_state(s.goal_state, final)
@@ -295,20 +349,105 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
             if oracle is not None:
                 oev = task.env.eval_state(s.goal_state, oracle[i][0])
                 row.update(oracle_success=bool(oev["success"]), oracle_final_distance=float(oev["distance"]))
-            rows.append(row)
+            finished.append(row)
             if records[i] and out_dir:
                 _write_episode_video(out_dir / f"episode_{s.index:04d}.mp4", task, s, records[i])
         if out_dir:
             with open(out_dir / "episodes.jsonl", "a") as fh:
-                fh.writelines(json.dumps(r) + "\n" for r in rows[-len(batch):])
+                fh.writelines(json.dumps(r) + "\n" for r in finished)
+        rows.extend(finished)
         bar.update(len(batch))
         bar.set_postfix(success=f"{np.mean([r['success'] for r in rows]):.2f}",
                         random=f"{np.mean([r['random_success'] for r in rows]):.2f}")
     bar.close()
-    summary = summarize(rows, cfg, plan_seconds, task)
-    if out_dir:
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+
+
+def _batch_seed(seed: int, batch: int) -> int:
+    """The planner's seed for batch ``batch``: batches draw independent noise, so a resumed run repeats them."""
+    return int(np.random.SeedSequence([seed, 0x91A7, batch]).generate_state(1, np.uint64)[0])
+
+
+def _summary(rows: list[dict[str, Any]], cfg: PlanningConfig, task: PlanningTask) -> dict[str, Any]:
+    seconds = [rows[b]["seconds_planning"] for b in range(0, len(rows), cfg.batch)]  # one plan time per batch
+    return {**summarize(rows, cfg, seconds, task), "complete": len(rows) == cfg.episodes,
+            "episodes_requested": cfg.episodes}
+
+
+def _checkpoint_fingerprint(wm: WorldModel) -> str:
+    """A hash of the checkpoint's metadata and predictor weights (as planned with: after the precision cast)."""
+    h = hashlib.sha256(json.dumps(wm.meta.to_json(), sort_keys=True, default=str).encode())
+    for name, t in wm.predictor.state_dict().items():
+        t = t.detach().reshape(-1).cpu()
+        h.update(f"{name} {t.dtype} {t.numel()}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _run_identity(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConfig, bf16: bool) -> dict[str, Any]:
+    """Everything that determines a run's rows: the checkpoint, env, collection and settings."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in OPERATIONAL_SETTINGS}
+    settings["precision"] = "bf16" if bf16 else "fp32"
+    return {"checkpoint": _checkpoint_fingerprint(wm), "env": env_name, "collection": collection_fingerprint(data),
+            "data": str(Path(data).resolve()), "settings": json.loads(json.dumps(settings))}
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"key: old before, new now"`` for each setting that differs (nested ones as ``cem.samples``)."""
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a} before, {b} now")
+    return out
+
+
+def _compared(run: dict[str, Any]) -> dict[str, Any]:
+    """What must match for a run to resume another (the data may have moved: its path is not compared)."""
+    return {"checkpoint": run.get("checkpoint"), "env": run.get("env"), "collection": run.get("collection"),
+            **run.get("settings", {})}
+
+
+def _prepare_out(out_dir: Path, run: dict[str, Any], cfg: PlanningConfig, overwrite: bool) -> list[dict[str, Any]]:
+    """Make ``out_dir`` ready for ``run``; returns the rows of the batches an earlier, identical run finished."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    used = sorted(p for pattern in OUTPUT_PATTERNS for p in out_dir.glob(pattern) if p.is_file())
+    rows: list[dict[str, Any]] = []
+    plan_file = out_dir / PLAN_FILE
+    if used and overwrite:
+        for p in used:
+            p.unlink()
+    elif plan_file.is_file():
+        old = json.loads(plan_file.read_text())
+        diff = _differences(_compared(old), _compared(run))
+        if diff:
+            raise UserError(f"{out_dir} holds a planning run with other settings ({'; '.join(diff)}); "
+                            "pass --overwrite to replace it, or another --out")
+        rows = _finished_rows(out_dir / "episodes.jsonl", cfg)
+    elif used:
+        raise UserError(f"{out_dir} holds plan outputs ({used[0].name}, ...) that record no settings; "
+                        "pass --overwrite to replace them, or another --out")
+    atomic_write_json(plan_file, run)
+    atomic_write_text(out_dir / "episodes.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def _finished_rows(path: Path, cfg: PlanningConfig) -> list[dict[str, Any]]:
+    """The rows of ``path`` up to the last complete batch (a run killed while appending may leave less)."""
+    rows = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    keep = 0
+    for b0 in range(0, cfg.episodes, cfg.batch):
+        want = list(range(b0, min(b0 + cfg.batch, cfg.episodes)))
+        if [r.get("episode") for r in rows[b0 : b0 + len(want)]] != want:
+            break
+        keep = b0 + len(want)
+    return rows[:keep]
 
 
 def _run_mpc(task: PlanningTask, batch: list[EpisodeSpec], goals: torch.Tensor, cfg: PlanningConfig,
@@ -334,16 +473,34 @@ def _run_mpc(task: PlanningTask, batch: list[EpisodeSpec], goals: torch.Tensor, 
 
 
 def _write_episode_video(path: Path, task: PlanningTask, spec: EpisodeSpec, frames: list[np.ndarray]) -> None:
-    """The executed plan (left) beside the goal (right), upscaled to at least 256 px, 5 fps."""
+    """The executed plan (left, with its env step) beside the goal (right), labelled above, panels
+    upscaled to at least 256 px, 5 fps."""
+    from PIL import Image, ImageDraw
+
     from ..data.video import write_video
+    from ..viz.video import label_font
 
     goal = task.env.render_state(spec.goal_state)
     start = task.env.render_state(spec.start_state)
-    seq = np.stack([np.concatenate([fr, goal], axis=1) for fr in [start, *frames]])
-    scale = max(1, 256 // seq.shape[1])
-    seq = seq.repeat(scale, axis=1).repeat(scale, axis=2)
-    h, w = seq.shape[1] - seq.shape[1] % 2, seq.shape[2] - seq.shape[2] % 2
-    write_video(path, np.ascontiguousarray(seq[:, :h, :w]), fps=5.0)
+    scale = -(-256 // goal.shape[0])
+    ph, pw = goal.shape[0] * scale, goal.shape[1] * scale
+    font_px = int(np.clip(ph // 14, 10, 20))
+    font, header = label_font(font_px), font_px + 8
+    width, height = 2 * pw + 4, header + ph
+    width, height = width + width % 2, height + height % 2  # yuv420p needs even sizes
+    def panel(img: np.ndarray) -> Image.Image:
+        return Image.fromarray(np.ascontiguousarray(img.repeat(scale, axis=0).repeat(scale, axis=1)))
+
+    out = []
+    for step, fr in enumerate([start, *frames]):
+        canvas = Image.new("RGB", (width, height), (255, 255, 255))
+        draw = ImageDraw.Draw(canvas)
+        draw.text((4, 4), f"plan (executed), step {step}/{len(frames)}", fill=(0, 0, 0), font=font)
+        draw.text((pw + 8, 4), "goal", fill=(0, 0, 0), font=font)
+        canvas.paste(panel(fr), (0, header))
+        canvas.paste(panel(goal), (pw + 4, header))
+        out.append(np.asarray(canvas))
+    write_video(path, np.stack(out), fps=5.0)
 
 
 def summarize(rows: list[dict[str, Any]], cfg: PlanningConfig, plan_seconds: list[float],
@@ -375,8 +532,10 @@ def parse_budgets(text: str) -> list[tuple[int, int]]:
     out = []
     for part in text.split(","):
         try:
-            n, j = part.lower().split("x")
-            out.append((int(n), int(j)))
+            n, j = (int(v) for v in part.lower().split("x"))
+            if n < 1 or j < 1:
+                raise ValueError
+            out.append((n, j))
         except ValueError:
             raise UserError(f"--sweep {text!r}: write budgets as SAMPLESxITERATIONS, comma-separated, e.g. 64x5,300x30") from None
     return out
@@ -386,8 +545,6 @@ def budget_sweep(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningC
                  budgets: list[tuple[int, int]], out: str | Path, progress: bool = True) -> dict[str, Any]:
     """Success against planning budget (samples x iterations) on the same episodes; writes
     ``budget_sweep.json`` and ``budget_sweep.png`` into ``out``."""
-    from dataclasses import replace
-
     from ..viz import horizon_plot
 
     rows = []
@@ -400,9 +557,9 @@ def budget_sweep(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningC
                      "seconds_per_plan": s["seconds_per_plan"]})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "budget_sweep.json").write_text(json.dumps(rows, indent=2))
+    atomic_write_json(out / "budget_sweep.json", rows)
     horizon_plot([r["budget"] for r in rows], {cfg.planner: [r["success_rate"] for r in rows],
                                                "random actions (baseline)": [r["random_success_rate"] for r in rows]},
-                 out / "budget_sweep.png", ylabel="success rate", xlabel="planning budget (samples x iterations)",
+                 out / "budget_sweep.png", ylabel="success rate", ylim=(0, 1), xlabel="planning budget (samples x iterations)",
                  title=f"{env_name}: success vs budget ({cfg.episodes} episodes)")
     return {"budgets": rows, "figure": str(out / "budget_sweep.png")}

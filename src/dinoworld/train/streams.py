@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..data.cache import FeatureClipDataset
 from ..data.factory import detect_kind
 from ..data.sources import VideoClipDataset
+from ..data.trajectories import collection_fingerprint
 from ..data.trajectory_clips import trajectory_clip_stream, trajectory_info
 from ..errors import UserError
 from ..model.actions import CONTROL_RATE_HZ
@@ -84,5 +86,7 @@ def trajectory_meta(cfg: TrainConfig) -> dict[str, Any]:
             "seed": int(cfg.seed), "val_fraction": float(cfg.finetune.val_fraction),
             "train": [info.episode_ids[i] for i in info.train],
             "val": [info.episode_ids[i] for i in info.val],
+            "data": str(Path(cfg.data.source).expanduser().resolve()),
+            "data_fingerprint": collection_fingerprint(Path(cfg.data.source).expanduser(), info.episode_ids),
         },
     }
