@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import av
@@ -167,10 +169,31 @@ def test_rollout_figure_png_context_marking_and_colours(tmp_path: Path) -> None:
         assert np.all(np.abs(img[y, x] - pred_rgb[c, 2, 1]) <= 2), (img[y, x], pred_rgb[c, 2, 1])
     x, y = _cell_pixel(fig, "encoder/1", 0.875, 0.125)  # patch (0, 3)
     assert np.all(np.abs(img[y, x] - enc_rgb[1, 0, 3]) <= 2)
-    # No ground truth beyond the video: blank (white) encoder and frame cells.
+    # No ground truth beyond the video: blank (white) encoder and frame cells (sampled above their label).
     for row in ("encoder", "frames"):
-        x, y = _cell_pixel(fig, f"{row}/4", 0.5, 0.5)
+        x, y = _cell_pixel(fig, f"{row}/4", 0.5, 0.15)
         assert np.all(img[y, x] == 255)
+
+
+def test_blank_cells_past_the_end_of_the_video_are_labelled() -> None:
+    frames, times, true, pred, ctx = _rollout_inputs(t=5, n_ctx=2, n_gt=3)
+    fig = render_rollout(frames, times, true, list(pred[:4]) + [None], ctx)
+    texts = {a.get_label(): " ".join(t.get_text() for t in a.texts).replace("\n", " ") for a in fig.axes}
+    for label in ("frames/3", "frames/4", "encoder/3", "encoder/4"):
+        assert texts[label] == "past the end of the video", label
+    assert texts["predicted/4"] == "no prediction"
+    assert texts["encoder/2"] == texts["predicted/3"] == ""
+    motion = render_motion(np.stack(frames[:3]), times[2:], {"arrived": [np.ones((4, 4)), None, None]})
+    assert "past the end" in " ".join(t.get_text() for a in motion.axes if a.get_label() == "arrived/1"
+                                      for t in a.texts)
+
+    # In the video, the blank (light grey) frame and encoder panels carry dark text.
+    image = render_rollout_frames(frames, true, pred, times, ctx)[4]
+    for third in (0, 1):
+        panel = image[:, third * image.shape[1] // 3:(third + 1) * image.shape[1] // 3]
+        ys, xs = np.nonzero(np.all(panel == 235, axis=-1))
+        blank = panel[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        assert blank.shape[0] > 100 and (blank.max(axis=-1) < 160).sum() > 50, third
 
 
 def test_motion_figure_draws_each_map_on_the_first_rows_scale(tmp_path: Path) -> None:
@@ -257,6 +280,69 @@ def test_attention_figure_has_a_colour_bar_per_block() -> None:
         box = cax.get_window_extent()
         assert box.x0 > last.x1 and abs(box.y0 - row.y0) < 1 and abs(box.y1 - row.y1) < 1
     assert fig.get_tightbbox().x1 <= fig.bbox.x1 + 1  # tick labels stay inside the figure
+
+
+def test_attention_mass_bars_have_a_labelled_y_axis() -> None:
+    frames, times, _, _, _ = _rollout_inputs(t=5)
+    attn = torch.rand(2, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    fig = render_attention(np.stack(frames[:4]), attn, frames[4], (1, 2), [6, 16], times=times[:4])
+    fig.canvas.draw()
+    by_label = {a.get_label(): a for a in fig.axes}
+    for b in range(2):
+        bars, left = by_label[f"block{b}/4"], by_label[f"block{b}/3"]
+        assert bars.get_ylabel() == "attention mass"
+        ticks = [t for t in bars.get_yticklabels() if t.get_text()]
+        assert [t.get_text() for t in ticks] == ["0", "0.5", "1"]
+        # tick labels and axis label sit between the bars and the attention map on their left
+        for artist in ticks + [bars.yaxis.label]:
+            box = artist.get_window_extent()
+            assert left.get_window_extent().x1 < box.x0 and box.x1 < bars.get_window_extent().x0
+
+
+def test_horizon_plot_ylim_starts_rates_at_zero(tmp_path: Path) -> None:
+    from dinoworld.viz import render_horizon_plot
+
+    hs, rates = [1, 2, 4, 8], {"cem": [0.0, 0.0, 0.5, 1.0], "random": [0.0, 0.0, 0.0, 0.25]}
+    assert render_horizon_plot(hs, rates, "success rate").axes[0].get_ylim()[0] < 0  # the default: autoscale
+    assert render_horizon_plot(hs, rates, "success rate", ylim=(0, 1)).axes[0].get_ylim() == (0, 1)
+    assert render_horizon_plot(hs, rates, "success rate", ylim=(0, None)).axes[0].get_ylim()[0] == 0
+    p = horizon_plot(hs, rates, tmp_path / "budget_sweep.png", ylabel="success rate", ylim=(0, 1))
+    with Image.open(p) as im:
+        im.verify()
+
+
+def _full_disk(target) -> None:
+    """Write some bytes to a path or file object, then fail as a full disk does."""
+    if isinstance(target, (str, os.PathLike)):
+        Path(target).write_bytes(b"partial")
+    else:
+        target.write(b"partial")
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("kind", ["figure", "video"])
+def test_a_failed_write_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    frames, times, true, pred, ctx = _rollout_inputs(t=3, n_ctx=1)
+    if kind == "figure":
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        path = tmp_path / "rollout.png"
+        write = lambda: rollout_figure(frames, times, true, pred, ctx, path)  # noqa: E731
+        monkeypatch.setattr(FigureCanvasAgg, "print_png", lambda self, target, *a, **k: _full_disk(target))
+    else:
+        path = tmp_path / "rollout.mp4"
+        write = lambda: write_rollout_mp4(frames, true, pred, times, ctx, path, min_panel_height=16)  # noqa: E731
+        monkeypatch.setattr(av, "open", lambda target, *a, **k: _full_disk(target))
+    with pytest.raises(OSError, match="No space"):
+        write()
+    assert list(tmp_path.iterdir()) == []  # neither the file nor a temporary one
+    path.write_bytes(b"previous")
+    with pytest.raises(OSError, match="No space"):
+        write()
+    assert list(tmp_path.iterdir()) == [path] and path.read_bytes() == b"previous"
+    monkeypatch.undo()
+    write()
+    assert list(tmp_path.iterdir()) == [path] and path.stat().st_size > 1000
 
 
 def test_horizon_plot(tmp_path: Path) -> None:

@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .files import atomic_write_json, atomic_write_text
 
 #: frame gaps of the training clips (s) and the nominal rollout step: gaps long enough that objects
 #: move by about a patch, so the demo measures prediction of motion rather than of a still background.
@@ -193,8 +193,8 @@ def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weight
                   "resolution": resolution, "train_videos": {"synthetic": len(videos["train"]),
                                                              "real": [Path(p).name for p in videos["real_train"]]}},
     }
-    (out / "metrics.json").write_text(json.dumps(as_jsonable(metrics), indent=2))
-    (out / "report.md").write_text(render_report(metrics))
+    atomic_write_json(out / "metrics.json", as_jsonable(metrics))
+    atomic_write_text(out / "report.md", render_report(metrics))
     say(f"report: {out / 'report.md'}  ({metrics['total_seconds']:.0f}s)")
     return metrics
 

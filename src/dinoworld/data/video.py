@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from dinoworld.errors import UserError
+from dinoworld.files import atomic_path
 
 VideoSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 
@@ -339,7 +340,8 @@ def write_video(
 
     The container comes from the extension (``.mp4``). ``libx264`` is bundled with the PyAV wheel;
     ``options`` are codec options, e.g. ``{"crf": "18", "g": "8"}`` (quality, keyframe interval).
-    H.264/yuv420p needs even width and height.
+    H.264/yuv420p needs even width and height. The video is written to a temporary sibling and
+    renamed into place, so ``path`` never holds a partial video.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -354,8 +356,7 @@ def write_video(
         raise ValueError(f"fps must be > 0, got {fps}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    container = av.open(str(path), mode="w")
-    try:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as container:
         stream = container.add_stream(codec, rate=rate, options=dict(options or {}))
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
@@ -366,6 +367,4 @@ def write_video(
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    finally:
-        container.close()
     return str(path)

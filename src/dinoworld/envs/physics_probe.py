@@ -27,7 +27,6 @@ Layout written by :func:`write_physics_probe` (the ``folder`` layout of ``dinowo
 from __future__ import annotations
 
 import colorsys
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import numpy as np
 
 from dinoworld.envs.base import require
 from dinoworld.errors import UserError
+from dinoworld.files import atomic_write_json
 
 PROPERTIES: tuple[str, ...] = ("permanence", "continuity", "constancy", "gravity", "solidity")
 WORLD = 100.0
@@ -360,5 +360,5 @@ def write_physics_probe(out: str | Path, pairs: int = 24, train: int = 64, size:
         if progress and (i + 1) % 5 == 0:
             progress(f"pairs {i + 1}/{pairs}")
     root.mkdir(parents=True, exist_ok=True)
-    (root / "pairs.json").write_text(json.dumps(meta, indent=1))
+    atomic_write_json(root / "pairs.json", meta, indent=1)
     return meta

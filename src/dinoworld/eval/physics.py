@@ -47,6 +47,7 @@ import torch
 
 from ..data.video import CorruptVideo, decode_at, probe_video, resize_crop
 from ..errors import UserError
+from ..files import atomic_path, atomic_write_json
 
 DATASETS: tuple[str, ...] = ("intphys", "grasp", "inflevel", "folder")
 #: frame rate assumed for image sequences (IntPhys ships PNGs without timestamps)
@@ -445,6 +446,8 @@ def plot_surprise_curves(results: Sequence[PairResult], path: str | Path, max_pa
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from ..viz import save_figure
+
     chosen, seen = [], set()
     for r in results:  # one pair per property first, then the rest in order
         if r.pair.property not in seen:
@@ -472,17 +475,16 @@ def plot_surprise_curves(results: Sequence[PairResult], path: str | Path, max_pa
             h1, l1 = ax.get_legend_handles_labels()
             h2, l2 = ax2.get_legend_handles_labels()
             ax.legend(h1 + h2, l1 + l2, fontsize=6)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return str(path)
+    fig.set_dpi(110)
+    return str(save_figure(fig, path))
 
 
 def write_outputs(ev: PhysicsEval, out: str | Path, plot_pairs: int = 6) -> dict[str, str]:
     """``summary.json``, ``surprise.jsonl`` (per pair: both curves) and ``surprise_curves.png``."""
     o = Path(out)
     o.mkdir(parents=True, exist_ok=True)
-    (o / "summary.json").write_text(json.dumps({**ev.summary, "skipped": ev.skipped}, indent=1))
-    with (o / "surprise.jsonl").open("w") as f:
+    atomic_write_json(o / "summary.json", {**ev.summary, "skipped": ev.skipped}, indent=1)
+    with atomic_path(o / "surprise.jsonl") as tmp, tmp.open("w") as f:
         for r in ev.results:
             f.write(json.dumps({
                 "name": r.pair.name, "property": r.pair.property, "departure_frame": r.pair.departure_frame,

@@ -18,6 +18,7 @@ import torch
 
 from ..data.video import decode_at, probe_video, resize_crop
 from ..errors import UserError
+from ..files import atomic_write_json
 from ..model import WorldModel, context_mean_prediction, copy_last_prediction, prediction_loss
 
 
@@ -186,7 +187,7 @@ def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout"
               "centroid_errors_patches": r.centroid_errors,
               "arrival_captured": {m: arrival_captured([r.arrivals], m) for m in r.arrivals},
               "times_s": r.times.tolist(), "files": files}
-    (out / f"{name}.json").write_text(json.dumps(report, indent=2))
+    atomic_write_json(out / f"{name}.json", report)
     files["json"] = str(out / f"{name}.json")
     return files
 

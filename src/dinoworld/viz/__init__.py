@@ -10,6 +10,7 @@ from dinoworld.viz.figures import (
     render_motion,
     render_rollout,
     rollout_figure,
+    save_figure,
 )
 from dinoworld.viz.pca import PCA, fit_pca, pca_to_rgb, upsample_nearest
 from dinoworld.viz.video import render_rollout_frames, write_rollout_mp4
@@ -28,6 +29,7 @@ __all__ = [
     "bar_plot",
     "motion_figure",
     "render_motion",
+    "save_figure",
     "render_rollout_frames",
     "write_rollout_mp4",
 ]

@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
+from dinoworld.files import atomic_write
 from dinoworld.viz.pca import PCA, FeatureColumns, columns_to_rgb, feature_columns, resolve_pca
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
     "format_time",
     "frame_columns",
     "CONTEXT_GREY",
+    "PAST_END",
+    "NO_PREDICTION",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -47,10 +50,13 @@ FrameColumns = Union[ImageLike, Sequence[Union[ImageLike, None]], None]
 
 CONTEXT_GREY = 0.6  # matplotlib grey level of the "context" squares in the prediction row
 _BLANK_EDGE = "0.85"
+PAST_END = "past the end\nof the video"  # label of a blank cell where the video has no frame
+NO_PREDICTION = "no prediction"
 _LABEL_W_IN = 0.95  # left margin for row labels (inches)
 _GAP_X_IN = 0.06
 _GAP_Y_IN = 0.08
 _CBAR_GAP_IN, _CBAR_W_IN, _CBAR_LABEL_IN = 0.1, 0.12, 0.75  # attention colour bars, right of the grid
+_BAR_AXIS_IN = 0.42  # room left of the attention-mass column for its y axis
 
 
 def format_time(t: float) -> str:
@@ -89,11 +95,14 @@ def _new_figure(width_in: float, height_in: float, dpi: int) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: PathLike) -> Path:
+def save_figure(fig: Figure, path: PathLike) -> Path:
+    """Write ``fig`` to ``path`` (format from its suffix, PNG if none) through a temporary sibling,
+    so ``path`` never holds a partial image."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=fig.dpi, facecolor="white")  # no bbox_inches="tight": keep the fixed layout
-    return p
+    fmt = p.suffix[1:].lower() or "png"
+    # no bbox_inches="tight": keep the fixed layout
+    return atomic_write(p, lambda fh: fig.savefig(fh, format=fmt, dpi=fig.dpi, facecolor="white"))
 
 
 def _grid_axes(
@@ -115,9 +124,11 @@ def _grid_axes(
     return rows
 
 
-def _blank(ax: Axes) -> None:
+def _blank(ax: Axes, label: str) -> None:
+    """An empty cell with a light frame and ``label`` in its middle."""
     for s in ax.spines.values():
         s.set_edgecolor(_BLANK_EDGE)
+    ax.text(0.5, 0.5, label, transform=ax.transAxes, ha="center", va="center", color="0.45", fontsize=7)
 
 
 def _show(ax: Axes, img: np.ndarray) -> None:
@@ -232,7 +243,7 @@ def render_rollout(
                     _context_square(ax)
                     continue
             if img is None:
-                _blank(ax)
+                _blank(ax, NO_PREDICTION if name == "predicted" else PAST_END)
             else:
                 _show(ax, img)
         _row_label(fig, grid[r][0], name)
@@ -273,13 +284,13 @@ def rollout_figure(
     ``frames`` is None), encoder features ``true_feats`` ``(T, H, W, D)`` and predictions
     ``pred_feats`` ``(T, H, W, D)``, both coloured with the same PCA (fitted on the encoder features
     unless ``pca`` is given). Any input may be a length-``T`` sequence with ``None`` (or an all-NaN
-    step) for missing columns, which are left blank. Context columns show a grey "context" square in
-    the prediction row (unless ``show_context_preds``), and a dashed line separates context from
-    predictions.
+    step) for missing columns, left blank and labelled "past the end of the video" (frames, encoder)
+    or "no prediction". Context columns show a grey "context" square in the prediction row (unless
+    ``show_context_preds``), and a dashed line separates context from predictions.
     """
     fig = render_rollout(frames, times, true_feats, pred_feats, is_context, pca, title,
                          show_context_preds=show_context_preds, cell_inches=cell_inches, dpi=dpi)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def render_motion(
@@ -321,7 +332,7 @@ def render_motion(
             ax.set_label(f"{name}/{c}")
             img = frame_cols[c] if name == "frames" else rows[name][c]
             if img is None:
-                _blank(ax)
+                _blank(ax, PAST_END)
             elif name == "frames":
                 _show(ax, img)
             else:
@@ -349,9 +360,9 @@ def motion_figure(
     Columns are the predicted times; rows are the true frames ``(T, H', W', 3)`` (skipped if None) and
     one row of ``(h, w)`` heat maps per entry of ``maps`` (e.g. where objects truly arrived since the
     last context frame, and where a prediction puts them), all on the colour scale of the first map row,
-    with one colour bar. ``None`` leaves a cell blank.
+    with one colour bar. ``None`` (a time past the end of the video) leaves a cell blank, so labelled.
     """
-    return _save(render_motion(frames, times, maps, title, **kwargs), path)
+    return save_figure(render_motion(frames, times, maps, title, **kwargs), path)
 
 
 def _grey(img: np.ndarray) -> np.ndarray:
@@ -399,7 +410,7 @@ def render_attention(
     cell_w, cell_h = cell_inches, cell_inches * aspect
     n_cols, n_rows = t + 1, nb + 1
     top_in = 0.3 + (0.35 if title else 0.0)
-    grid_w = _LABEL_W_IN + n_cols * cell_w + (n_cols - 1) * _GAP_X_IN
+    grid_w = _LABEL_W_IN + n_cols * cell_w + (n_cols - 1) * _GAP_X_IN + _BAR_AXIS_IN
     width = grid_w + _CBAR_GAP_IN + _CBAR_W_IN + _CBAR_LABEL_IN
     height = top_in + n_rows * cell_h + (n_rows - 1) * _GAP_Y_IN + 0.25
     fig = _new_figure(width, height, dpi)
@@ -407,6 +418,8 @@ def render_attention(
     for r in range(n_rows):
         for c in range(n_cols):
             grid[r][c].set_label(f"{'frames' if r == 0 else f'block{r - 1}'}/{c}")
+        pos = grid[r][t].get_position()  # the last column moves right, making room for the bars' y axis
+        grid[r][t].set_position(pos.translated(_BAR_AXIS_IN / width, 0))
     cmap = colormaps["turbo"]
 
     # Top row: past frames in colour, the future (query) frame in grey with the query patch in red.
@@ -436,17 +449,19 @@ def render_attention(
             _mark_query(ax, tuple(query_rc), (gh, gw), (fh_px, fw_px))
             ax.set_xlim(0, fw_px)
             ax.set_ylim(fh_px, 0)
-        # Last column: attention mass per past frame (labels drawn inside the cell).
+        # Last column: attention mass per past frame (frame labels drawn inside the cell).
         ax = grid[b + 1][t]
         mass = amap.reshape(t, -1).sum(axis=1)
         mass = mass / mass.sum() if mass.sum() > 0 else mass
         ax.bar(np.arange(t), mass, color="0.4", width=0.7)
         ax.set_xlim(-0.6, t - 0.4)
-        ax.set_ylim(-0.16, 1.18)
+        ax.set_ylim(-0.16, 1.05)
         ax.axhline(0, color="0.6", linewidth=0.5)
         for i in range(t):
             ax.text(i, -0.08, str(i - t), ha="center", va="center", fontsize=6)
-        ax.text(0.5, 0.97, "attn mass / frame", transform=ax.transAxes, ha="center", va="top", fontsize=6)
+        ax.set_yticks([0, 0.5, 1], ["0", "0.5", "1"])
+        ax.tick_params(axis="y", labelsize=6, length=2, pad=1)
+        ax.set_ylabel("attention mass", fontsize=6, labelpad=1)
         # Colour bar of this block's scale (the overlay's colours; weights near 0 are also transparent).
         pos = grid[b + 1][0].get_position()
         _colour_bar(fig, grid_w + _CBAR_GAP_IN, pos.y0, pos.y1, vmax, cmap, "attention weight", f"colorbar/{b}")
@@ -481,7 +496,7 @@ def attention_figure(
     """
     fig = render_attention(frames, attn, query_frame_img, query_rc, block_ids, times=times,
                            query_time=query_time, title=title, cell_inches=cell_inches, dpi=dpi)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 #: line style per method name (baselines dashed/dotted and drawn on top, so no model curve hides them)
@@ -501,6 +516,7 @@ def render_horizon_plot(
     *,
     xlabel: str = "prediction horizon (s)",
     title: str | None = None,
+    ylim: tuple[float | None, float | None] | None = None,
     dpi: int = 120,
 ) -> Figure:
     """The figure of :func:`horizon_plot`, not saved. The legend sits outside the axes (right), so it
@@ -519,6 +535,8 @@ def render_horizon_plot(
         ax.plot(hs, ys_f, markersize=4, linewidth=1.5, label=name, **style)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
@@ -535,10 +553,16 @@ def horizon_plot(
     *,
     xlabel: str = "prediction horizon (s)",
     title: str | None = None,
+    ylim: tuple[float | None, float | None] | None = None,
     dpi: int = 120,
 ) -> Path:
-    """Line plot of a metric against prediction horizon, one line per method (paper Fig. 3)."""
-    return _save(render_horizon_plot(horizons, curves, ylabel, xlabel=xlabel, title=title, dpi=dpi), path)
+    """Line plot of a metric against prediction horizon, one line per method (paper Fig. 3).
+
+    ``ylim=(bottom, top)`` fixes the y range, e.g. ``(0, 1)`` for rates; ``None`` for either end, or
+    for ``ylim``, leaves it to the data.
+    """
+    fig = render_horizon_plot(horizons, curves, ylabel, xlabel=xlabel, title=title, ylim=ylim, dpi=dpi)
+    return save_figure(fig, path)
 
 
 def bar_plot(
@@ -565,5 +589,5 @@ def bar_plot(
         ax.set_title(title, fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 

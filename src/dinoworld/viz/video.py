@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from dinoworld.data.video import write_video
-from dinoworld.viz.figures import FrameColumns, format_time, rollout_columns
+from dinoworld.viz.figures import NO_PREDICTION, PAST_END, FrameColumns, format_time, rollout_columns
 from dinoworld.viz.pca import PCA, FeatureColumns, upsample_nearest
 
 __all__ = ["write_rollout_mp4", "render_rollout_frames", "pick_codec"]
@@ -21,6 +21,7 @@ PathLike = Union[str, os.PathLike]
 
 CONTEXT_RGB = (153, 153, 153)  # grey square in the prediction panel for context steps
 _BLANK_RGB = (235, 235, 235)
+_NOTE_RGB = (110, 110, 110)  # text on a blank panel
 _GAP = 4  # pixels between panels and around the canvas
 _MIN_PANEL = 128  # feature-only rollouts are upsampled to at least this height
 #: default panel height of rollout videos: small frames (112 px) and 8x8 feature grids are scaled up
@@ -41,7 +42,7 @@ def pick_codec(preferred: Sequence[str] = ("libx264", "mpeg4")) -> str:
     raise RuntimeError(f"none of the video encoders {list(preferred)} is available in this PyAV build")
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def label_font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font
@@ -76,7 +77,8 @@ def render_rollout_frames(
     Layout: a header with the timestamp and "context"/"predicted", labels above three panels
     (frame | encoder | prediction). Feature maps are PCA-coloured with one shared projection
     (fitted on the encoder features unless ``pca`` is given) and upsampled nearest-neighbour.
-    Context steps show a grey "context" square as prediction; missing inputs show a blank panel.
+    Context steps show a grey "context" square as prediction; missing inputs show a blank panel
+    labelled "past the end of the video" (frame, encoder) or "no prediction".
     Panels are ``panel_height`` px high if given, else the frames' height scaled up to at least
     ``min_panel_height``.
     """
@@ -98,7 +100,7 @@ def render_rollout_frames(
         pw, ph = max(1, round(pw * panel_height / ph)), panel_height
 
     font_px = int(np.clip(ph // 12, 10, 20))
-    font = _font(font_px)
+    font = label_font(font_px)
     line_h = font_px + 6
     header = 2 * line_h + 4  # timestamp line + panel-label line + status bar
     width = 3 * pw + 4 * _GAP
@@ -121,16 +123,17 @@ def render_rollout_frames(
             _panel(true_rgb[i], (ph, pw), nearest=True),
             _panel(pred_img, (ph, pw), nearest=True),
         ]
+        notes = [PAST_END if frame_cols[i] is None else None, PAST_END if true_rgb[i] is None else None,
+                 None if pred_img is not None else "context" if ctx[i] else NO_PREDICTION]
         if ctx[i] and pred_img is None:
             panels[2] = np.full((ph, pw, 3), CONTEXT_RGB, dtype=np.uint8)
-        for j, (lab, p) in enumerate(zip(labels, panels)):
+        for j, (lab, p, note) in enumerate(zip(labels, panels, notes)):
             x0 = _GAP + j * (pw + _GAP)
             draw.text((x0, line_h), lab, fill=(60, 60, 60), font=font)
             canvas.paste(Image.fromarray(np.ascontiguousarray(p)), (x0, header + _GAP))
-        if ctx[i] and pred_img is None:
-            x0 = _GAP + 2 * (pw + _GAP)
-            draw.text((x0 + pw // 2, header + _GAP + ph // 2), "context", fill=(255, 255, 255), font=font,
-                      anchor="mm")
+            if note is not None:
+                draw.text((x0 + pw // 2, header + _GAP + ph // 2), note, font=font, anchor="mm", align="center",
+                          fill=(255, 255, 255) if note == "context" else _NOTE_RGB)
         out.append(np.asarray(canvas))
     return out
 
