@@ -253,8 +253,9 @@ def test_learns_to_use_actions(tmp_path, capsys):
     run = ["optim.batch_size=8", "optim.micro_batch_size=8", "optim.warmup_steps=10", "optim.lr=2e-3",
            "stages=[{steps: 80, resolution: 28}]", "data.val_source=''", "log_every=50"]
     assert _finetune(root, tmp_path / "run", "scratch", "--json", "--check-batches", "4", *TINY, *run) == 0
-    out = capsys.readouterr().out
-    errs = json.loads(out.strip().splitlines()[-1])["action_check"]
+    cap = capsys.readouterr()
+    errs = json.loads(cap.out)["action_check"]  # with --json, stdout is the JSON alone; human lines go to stderr
+    out = cap.err
     assert errs["clips"] == 32 and "self-fed from one frame" in out
     assert errs["true"] < 0.25 * errs["shuffled"], errs
     assert errs["true"] < 0.25 * errs["copy_last"], errs
@@ -304,7 +305,7 @@ def test_cpu_config_loads_and_really_runs(wall, tmp_path, capsys):
 def test_paper_defaults_without_gpu_warn_first_and_name_the_cpu_config(wall, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     # offline, the default DINOv2 weights are missing: the warning must come before that error
-    assert _finetune(wall, tmp_path / "run", "scratch", "--max-steps", "0", "--check-batches", "0") == 2
+    assert _finetune(wall, tmp_path / "run", "scratch", "--max-steps", "1", "--check-batches", "0") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("warning: no GPU") and "--config configs/finetune-cpu.yaml" in err[0]
     assert err[-1].startswith("error:") and "model.encoder_weights=PATH" in err[-1]

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dinoworld.cli import main
 from dinoworld.cli.forecast import MAKE_FORECAST_PROBE, add_forecast_args, run_forecast
 from dinoworld.data.dense import (
     read_cityscapes,
@@ -290,7 +291,7 @@ def probe(tmp_path_factory):
     MAKE_FORECAST_PROBE.add_args(p)
     args = p.parse_args(["--out", str(root), "--train", "1", "--train-seconds", "1", "--head-sequences", "2",
                          "--val-sequences", "1", "--size", "56", "--seconds", "1.4", "--json"])
-    assert MAKE_FORECAST_PROBE.run(args) == 0
+    assert MAKE_FORECAST_PROBE.run(args)["classes"]
     return root
 
 
@@ -370,14 +371,12 @@ def test_copy_last_as_the_model_scores_as_copy_last(probe):
 
 def test_eval_forecast_cli_json(probe, tmp_path, capsys):
     ckpt = _wm().save_pretrained(tmp_path / "ckpt")
-    p = argparse.ArgumentParser()
-    add_forecast_args(p)
     heads = tmp_path / "heads"
-    argv = ["--dataset", "synthetic", "--root", str(probe), "--checkpoint", str(ckpt), "--heads", str(heads),
+    argv = ["eval", "forecast", "--dataset", "synthetic", "--root", str(probe), "--checkpoint", str(ckpt), "--heads", str(heads),
             "--head-steps", "10", "--head-batch-size", "4", "--device", "cpu", "--out", str(tmp_path / "o"), "--json"]
-    assert run_forecast(p.parse_args(argv)) == 0
-    out = capsys.readouterr().out
-    res = json.loads(out.strip().splitlines()[-1])
+    assert main(argv) == 0
+    cap = capsys.readouterr()
+    res, out = json.loads(cap.out), cap.err  # stdout holds the JSON alone; the table goes to stderr
     assert set(res["miou"]) == {"present", "short", "mid"} and set(res["miou"]["mid"]) == {"model", "copy_last", "context_mean"}
     assert set(res["rmse"]["short"]) == {"model", "copy_last", "context_mean"} and res["rmse"]["present"] > 0
     assert "predicted" in out and "copy-last" in out and "present" in out
@@ -387,8 +386,10 @@ def test_eval_forecast_cli_json(probe, tmp_path, capsys):
     assert np.array(saved["confusion"]["present"]).shape == (3, 3) and "confusion" not in res
     # the saved heads are reused: same numbers without training
     mtime = (heads / "segmentation" / "model.safetensors").stat().st_mtime_ns
-    assert run_forecast(p.parse_args(argv)) == 0
-    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(argv) == 0
+    again = json.loads(capsys.readouterr().out)
     assert again["miou"] == res["miou"] and (heads / "segmentation" / "model.safetensors").stat().st_mtime_ns == mtime
+    p = argparse.ArgumentParser()
+    add_forecast_args(p)
     with pytest.raises(UserError, match="does not exist"):
         run_forecast(p.parse_args(["--dataset", "vspw", "--root", str(tmp_path / "nope"), "--checkpoint", str(ckpt)]))

@@ -66,8 +66,6 @@ def run_forecast(args: argparse.Namespace) -> int:
     log(f"forecasting {args.dataset} {args.split} ({args.root}) with {args.checkpoint}; encoder {wm.encoder.name}")
     ev = run_forecast_eval(wm, args.dataset, args.root, args.heads, args.split, args.head_split, args.head_steps,
                            args.head_batch_size, args.head_lr, scoring, args.max_samples, args.batch_size, log)
-    for s in ev.skipped:
-        log(f"warning: skipped window: {s}")
     print(format_table(ev.summary))
     if args.out:
         print(f"summary: {write_summary(ev, args.out)}")

@@ -133,7 +133,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     from ..encoders import load_encoder
     from ..eval.actions import action_conditioned_errors, action_verdict
     from ..train import train
-    from ..train.finetune import finetune_config
+    from ..train.finetune import finetune_config, heldout_check_problem
     from ..train.loop import VAL_SEED
 
     check_output_folder(args.out)
@@ -146,10 +146,14 @@ def run_finetune(args: argparse.Namespace) -> int:
     print(f"finetune {args.mode} on {args.env}: {cfg.total_steps} steps of {cfg.optim.batch_size} clips "
           f"({cfg.data.num_frames} frames, frameskip {cfg.data.frameskip}, actions {cfg.model.action_dim}-d, "
           f"{cfg.stages[-1].resolution} px)")
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    check = args.check_batches > 0 and single and cfg.finetune.val_fraction > 0
+    problem = heldout_check_problem(cfg) if check else None
+    if problem:  # said before training, so that a run that succeeds does not end in an error
+        log(f"warning: the held-out action check will be skipped: {problem}")
     summary = train(cfg, resume=not args.no_resume, max_steps=args.max_steps, return_model=True)
     model = summary.pop("model")
-    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
-    if args.check_batches > 0 and single and cfg.finetune.val_fraction > 0:
+    if check and not problem:
         device = next(model.parameters()).device
         encoder = load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights, device=device,
                                weights_hint=TRAIN_WEIGHTS_HINT)

@@ -149,12 +149,14 @@ def encode_videos_to_cache(
     frames are resized with ``policy`` to ``size`` and encoded in batches under ``torch.no_grad``.
     ``encoder`` maps ``(B, 3, h, w)`` floats in ``[0, 1]`` to ``(B, H, W, D)`` patch tokens; frames
     are moved to its parameters' device (or its ``.device``; else CPU). Unreadable videos are
-    skipped, warned about, and counted.
+    skipped, warned about, and counted; if no video can be encoded a :class:`UserError` says so and
+    no cache is left behind.
 
     Memory: one shard's features are held in RAM before writing (``shard_size`` videos).
     Rerunning with the same paths and settings skips finished shards; different settings raise.
     """
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     if fps <= 0 or batch_size < 1 or shard_size < 1:
         raise ValueError("need fps > 0, batch_size >= 1 and shard_size >= 1")
@@ -208,6 +210,11 @@ def encode_videos_to_cache(
 
     num_frames = sum(s["num_frames"] for s in shard_entries)
     num_encoded = sum(s["num_videos"] for s in shard_entries)
+    if num_encoded == 0:
+        _remove_cache_files(out, num_shards, created)
+        first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise UserError(f"none of the {len(paths)} videos could be encoded{first}; nothing was cached in {out}: "
+                        "check the files (and that PyAV can decode them) and rerun")
     index = {
         "version": CACHE_VERSION,
         "settings": settings,
@@ -232,6 +239,15 @@ def encode_videos_to_cache(
         encoder_name=name,
         skipped=skipped,
     )
+
+
+def _remove_cache_files(out: Path, num_shards: int, folder_created: bool) -> None:
+    """Delete the shards and index of a cache that holds no video (and the folder when it was made for it)."""
+    names = [INDEX_FILE] + [f"shard-{k:06d}{ext}" for k in range(num_shards) for ext in (".json", ".safetensors")]
+    for name in names:
+        (out / name).unlink(missing_ok=True)
+    if folder_created and not any(out.iterdir()):
+        out.rmdir()
 
 
 def _encode_shard(

@@ -60,12 +60,14 @@ VSPW_NUM_CLASSES = 124
 
 @dataclass
 class DenseSequence:
-    """One video: frame ``i`` is ``frames[i]`` at ``i / fps`` s; ``labels[i]`` is its label file."""
+    """One video: frame ``i`` is ``frames[i]`` at ``i / fps`` s; ``labels[i]`` is its label file;
+    ``missing_labels[i]`` the label file a frame of a fully annotated dataset lacks."""
 
     name: str
     frames: list[Path]
     fps: float
     labels: dict[int, Path] = field(default_factory=dict)
+    missing_labels: dict[int, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,6 +146,13 @@ def write_depth_png(path: str | Path, metres: np.ndarray) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     raw = np.clip(np.round(np.asarray(metres, dtype=np.float64) * DEPTH_SCALE), 0, 65535).astype(np.uint16)
     Image.fromarray(raw).save(path)
+
+
+def _split_labels(expected: list[Path]) -> tuple[dict[int, Path], dict[int, Path]]:
+    """``(labels, missing_labels)`` of a sequence whose every frame ``i`` should have ``expected[i]``."""
+    have = [p.is_file() for p in expected]
+    return ({i: p for i, (p, h) in enumerate(zip(expected, have)) if h},
+            {i: p for i, (p, h) in enumerate(zip(expected, have)) if not h})
 
 
 def _need_dir(p: Path, what: str) -> Path:
@@ -244,11 +253,11 @@ def read_vspw(root: str | Path, split: str = "val") -> DenseDataset:
             ds.problems.append(f"{origin} missing")
             continue
         frames = sorted(p for p in origin.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-        labels = {i: mask / f"{p.stem}.png" for i, p in enumerate(frames) if (mask / f"{p.stem}.png").is_file()}
+        labels, missing = _split_labels([mask / f"{p.stem}.png" for p in frames])
         if not frames or not labels:
             ds.problems.append(f"{data / name}: {len(frames)} frames, {len(labels)} masks")
             continue
-        ds.sequences.append(DenseSequence(name, frames, VSPW_FPS, labels))
+        ds.sequences.append(DenseSequence(name, frames, VSPW_FPS, labels, missing))
     if not ds.sequences:
         extra = f"; first problem: {ds.problems[0]}" if ds.problems else ""
         raise UserError(f"no VSPW videos of {lst} found under {data} (expected data/VIDEO/origin/*.jpg + mask/*.png){extra}")
@@ -339,9 +348,9 @@ def read_synthetic(root: str | Path, split: str = "val", task: str = "segmentati
                       read_index_png if task == "segmentation" else read_depth_png)
     for seq in sorted(p for p in sd.iterdir() if p.is_dir()):
         frames = sorted((seq / "frames").glob("*.png"))
-        labels = {i: seq / sub / p.name for i, p in enumerate(frames) if (seq / sub / p.name).is_file()}
+        labels, missing = _split_labels([seq / sub / p.name for p in frames])
         if frames and labels:
-            ds.sequences.append(DenseSequence(seq.name, frames, float(meta["fps"]), labels))
+            ds.sequences.append(DenseSequence(seq.name, frames, float(meta["fps"]), labels, missing))
         else:
             ds.problems.append(f"{seq}: {len(frames)} frames, {len(labels)} {sub} labels")
     if not ds.sequences:

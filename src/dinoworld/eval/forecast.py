@@ -125,13 +125,24 @@ class Sample:
 
 
 def windows_of(ds: DenseDataset, protocol: Protocol) -> list[Sample]:
-    """One sample per annotated frame ``a >= protocol.target`` (window start ``a - target``)."""
+    """One sample per annotated frame ``a >= protocol.target`` (window start ``a - target``), frames
+    whose label file is missing (:attr:`DenseSequence.missing_labels`) included."""
     out = []
     for k, s in enumerate(ds.sequences):
-        for a in sorted(s.labels):
+        for a in sorted({*s.labels, *s.missing_labels}):
             if a >= protocol.target and a < len(s.frames):
                 out.append(Sample(k, a - protocol.target))
     return out
+
+
+def _missing_label(datasets: dict[str, DenseDataset], sample: Sample, frame: int) -> str | None:
+    """Why a window cannot be scored for lack of a label of its scored ``frame``, or None."""
+    for task, ds in datasets.items():
+        seq = ds.sequences[sample.sequence]
+        if frame not in seq.labels:
+            path = seq.missing_labels.get(frame)
+            return f"{seq.name} frame {frame}: no {task} label{f' ({path} missing)' if path else ''}"
+    return None
 
 
 # -- scoring --------------------------------------------------------------------------------------
@@ -382,7 +393,11 @@ def evaluate_forecast(wm: Any, datasets: dict[str, DenseDataset], heads: dict[st
                       scoring: Scoring, max_samples: int | None = None, batch_size: int = 32,
                       progress: Callable[[str], None] | None = None) -> ForecastEval:
     """Run the protocol on every window of each task's dataset (same frames for every task share one
-    forecast when the datasets list the same sequences) and score the three columns."""
+    forecast when the datasets list the same sequences) and score the three columns.
+
+    A window whose scored frame lacks a label of one of the tasks, or whose files cannot be read, is
+    skipped: ``summary["skipped"]`` counts them (``"skipped_unlabelled"`` the first kind), one warning
+    line on stderr says how many of how many and why, and :attr:`ForecastEval.skipped` lists them."""
     scores = {t: TaskScore(t, datasets[t].num_classes) for t in heads}
     first = next(iter(heads))
     ds0 = datasets[first]
@@ -395,22 +410,37 @@ def evaluate_forecast(wm: Any, datasets: dict[str, DenseDataset], heads: dict[st
                         f">= {protocol.target} (longest sequence: {seq_len} frames)")
     shared = {t: datasets[t] for t in heads if [s.frames for s in datasets[t].sequences] == [s.frames for s in ds0.sequences]}
     skipped: list[str] = []
+    unlabelled = 0
     for n, sample in enumerate(samples):
+        missing = _missing_label(shared, sample, sample.start + protocol.target)
+        if missing:
+            unlabelled += 1
+            skipped.append(missing)
+            continue
         try:
             frames, times, label = _load_window(ds0, sample, protocol)
+            labels = {first: label}
+            for t, ds in shared.items():
+                if t != first:
+                    labels[t] = ds.load_label(ds.sequences[sample.sequence].labels[sample.start + protocol.target])
         except UserError as err:
             skipped.append(str(err))
             continue
-        labels = {first: label}
-        for t, ds in shared.items():
-            if t != first:
-                labels[t] = ds.load_label(ds.sequences[sample.sequence].labels[sample.start + protocol.target])
         maps = forecast_maps(wm, {t: heads[t] for t in shared}, frames, times, protocol, scoring,
                              tuple(label.shape[:2]), batch_size)
         for t in shared:
             scores[t].add(maps[t], labels[t], heads[t].cfg.max_depth, group=sample.sequence)
         if progress and ((n + 1) % 10 == 0 or n + 1 == len(samples)):
             progress(f"windows {n + 1}/{len(samples)}")
+    counts = {"windows": len(samples) - len(skipped), "skipped": len(skipped), "skipped_unlabelled": unlabelled}
+    if skipped:
+        why = [f"{unlabelled} without a label for the scored frame"] if unlabelled else []
+        why += [f"{len(skipped) - unlabelled} unreadable"] if len(skipped) > unlabelled else []
+        line = (f"{len(skipped)} of {len(samples)} forecasting windows of {ds0.name} {ds0.split}: {', '.join(why)} "
+                f"(first: {skipped[0]})")
+        if len(skipped) == len(samples):
+            raise UserError(f"cannot score any of the {line}; restore the missing or damaged files")
+        warn(f"warning: skipped {line}")
     for t in heads:  # a task whose frames differ from the first one's: its own pass
         if t in shared:
             continue
@@ -422,7 +452,7 @@ def evaluate_forecast(wm: Any, datasets: dict[str, DenseDataset], heads: dict[st
     summary["ci95"] = {METRIC[t]: scores[t].intervals() for t in heads}
     summary.update({
         "sequences": len({s.sequence for s in samples}),
-        "dataset": ds0.name, "split": ds0.split, "windows": len(samples) - len(skipped), "skipped": len(skipped),
+        "dataset": ds0.name, "split": ds0.split, **counts,
         "fps": fps, "horizons_s": {h: protocol.horizon_s(h, fps) for h in HORIZONS},
         "protocol": {"short": [list(protocol.short_context), protocol.short_target],
                      "mid": [list(protocol.mid_context), list(protocol.mid_queries)]},

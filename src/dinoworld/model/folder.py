@@ -1,8 +1,9 @@
 """The checkpoint folder: ``config.json`` (typed :class:`CheckpointMeta`) + ``model.safetensors``.
 
 This is the one place that reads and writes the format. A training run keeps its checkpoints in
-``RUN/checkpoints/step_XXXXXXXX/``; every loader here takes a checkpoint folder or a run folder
-(its newest complete checkpoint). The folder is hub-compatible (upload it as is).
+``RUN/checkpoints/step_XXXXXXXX/``; every loader here takes a checkpoint folder (refused if damaged)
+or a run folder: its newest checkpoint that loads, with one warning line on stderr naming the newer
+damaged ones. The folder is hub-compatible (upload it as is).
 
 ``config.json`` keeps the flat key layout of format ``dinoworld-predictor/1`` so folders written
 by any version load in any other; keys this version does not know are kept in ``extra``.
@@ -13,9 +14,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -28,6 +31,7 @@ MODEL_FILE = "model.safetensors"
 FORMAT = "dinoworld-predictor/1"
 CHECKPOINTS_DIR = "checkpoints"
 STEP_DIR = re.compile(r"^step_(\d{8})$")
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,6 +54,8 @@ class CheckpointMeta:
     init: str | None = None  #: checkpoint this run started from
     # action-conditioned models (fine-tuning on trajectories)
     env: str | None = None
+    #: the simulation the training episodes were recorded in (``GoalEnv.world_version``; "" or None: before versions)
+    world: str | None = None
     frameskip: int | None = None
     control_rate_hz: float | None = None
     raw_action_dim: int | None = None
@@ -128,25 +134,65 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def checkpoint_folder(path: str | Path) -> Path:
-    """A checkpoint folder as given, or a run folder's newest complete checkpoint."""
+def newest_usable(run_dir: str | Path, load: Callable[[Path], T]
+                  ) -> tuple[Path, T, list[tuple[Path, UserError]]] | None:
+    """The newest complete checkpoint of ``run_dir`` that ``load`` accepts: ``(folder, load(folder),
+    refused)``, ``refused`` being the newer checkpoints ``load`` raised a :class:`UserError` for (newest
+    first, with their errors). None for a run without checkpoints; the newest one's error if none loads."""
+    refused: list[tuple[Path, UserError]] = []
+    for folder in reversed(complete_checkpoints(run_dir)):
+        try:
+            return folder, load(folder), refused
+        except UserError as err:
+            refused.append((folder, err))
+    if refused:
+        raise refused[0][1]
+    return None
+
+
+def _existing(path: str | Path) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
-        raise UserError(f"checkpoint {path} does not exist; pass a checkpoint folder (config.json + "
-                        f"{MODEL_FILE}) or a run folder")
-    if not (p / CONFIG_FILE).is_file():
-        newest = latest_checkpoint(p)
-        if newest is not None:
-            return newest
+        raise UserError(f"checkpoint {path} does not exist (no such folder); pass a checkpoint folder ({CONFIG_FILE} "
+                        f"+ {MODEL_FILE}) or a run folder ({CHECKPOINTS_DIR}/step_*)")
+    return p
+
+
+def _is_run_folder(p: Path) -> bool:
+    return not (p / CONFIG_FILE).is_file() and latest_checkpoint(p) is not None
+
+
+def _model_files(p: Path) -> Path:
     if not (p / CONFIG_FILE).is_file() or not (p / MODEL_FILE).is_file():
         raise UserError(f"{p} is not a dinoworld checkpoint (needs {CONFIG_FILE} and {MODEL_FILE}) "
                         f"nor a run folder with {CHECKPOINTS_DIR}/step_*")
     return p
 
 
-def read_meta(folder: str | Path) -> CheckpointMeta:
-    """The typed metadata of a checkpoint (or run) folder."""
-    cfg = checkpoint_folder(folder) / CONFIG_FILE
+def _newest_loading(run: Path) -> tuple[Path, Predictor, CheckpointMeta]:
+    """A run's newest checkpoint that loads (one warning line on stderr naming the newer ones that do not)."""
+    try:
+        folder, (model, meta), refused = newest_usable(run, _load_checkpoint)
+    except UserError as err:
+        if len(complete_checkpoints(run)) < 2:
+            raise
+        raise UserError(f"{err}; no older checkpoint of {run} loads either") from None
+    if refused:
+        names = ", ".join(f.name for f, _ in refused)
+        print(f"warning: cannot load {names} of {run} ({refused[0][1]}); using {folder.name}, the newest "
+              "checkpoint that loads", file=sys.stderr, flush=True)
+    return folder, model, meta
+
+
+def checkpoint_folder(path: str | Path) -> Path:
+    """A checkpoint folder as given, or a run folder's newest checkpoint that loads (newer ones that
+    do not are named in one warning line on stderr)."""
+    p = _existing(path)
+    return _newest_loading(p)[0] if _is_run_folder(p) else _model_files(p)
+
+
+def _read_meta(folder: Path) -> CheckpointMeta:
+    cfg = folder / CONFIG_FILE
     try:
         raw = json.loads(cfg.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -157,12 +203,9 @@ def read_meta(folder: str | Path) -> CheckpointMeta:
     return CheckpointMeta.from_json(raw)
 
 
-def read_model_folder(folder: str | Path) -> tuple[CheckpointMeta, dict[str, torch.Tensor]]:
-    """``(meta, state_dict)`` of a checkpoint (or run) folder; refuses unreadable or non-finite weights."""
+def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    folder = checkpoint_folder(folder)
-    meta = read_meta(folder)
     try:
         state = load_file(str(folder / MODEL_FILE))
     except Exception as err:  # safetensors raises its own error types for truncated / garbage files
@@ -172,27 +215,49 @@ def read_model_folder(folder: str | Path) -> tuple[CheckpointMeta, dict[str, tor
     if bad:
         raise UserError(f"{folder / MODEL_FILE} holds NaN/Inf weights ({', '.join(bad[:3])}"
                         f"{', ...' if len(bad) > 3 else ''}); the run diverged: use an earlier checkpoint")
-    return meta, state
+    return state
 
 
-def load_predictor(folder: str | Path, device: Any = "cpu") -> tuple[Predictor, CheckpointMeta]:
-    """The predictor of a checkpoint (or run) folder, in eval mode, and its metadata."""
-    meta, state = read_model_folder(folder)
+def _load_checkpoint(folder: Path) -> tuple[Predictor, CheckpointMeta]:
+    """The predictor of one checkpoint folder (refused with one line if anything in it is damaged)."""
+    folder = _model_files(folder)
+    meta = _read_meta(folder)
+    state = _read_weights(folder)
     try:
         model = build_predictor(meta.predictor)
-    except (TypeError, ValueError) as err:  # a hand-edited or damaged config.json
-        raise UserError(f"the predictor settings in {checkpoint_folder(folder) / CONFIG_FILE} are invalid "
-                        f"({type(err).__name__}: {err}); restore it from a copy or use another checkpoint") from None
+    except (TypeError, ValueError, UserError) as err:  # a hand-edited or damaged config.json
+        why = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+        raise UserError(f"the predictor settings in {folder / CONFIG_FILE} are invalid ({why}); restore it from a "
+                        "copy or use another checkpoint") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise UserError(f"the weights in {folder} do not match its config.json ({first})") from None
+    return model, meta
+
+
+def read_meta(folder: str | Path) -> CheckpointMeta:
+    """The typed metadata of a checkpoint (or run) folder."""
+    return _read_meta(checkpoint_folder(folder))
+
+
+def read_model_folder(folder: str | Path) -> tuple[CheckpointMeta, dict[str, torch.Tensor]]:
+    """``(meta, state_dict)`` of a checkpoint (or run) folder; refuses unreadable or non-finite weights."""
+    folder = checkpoint_folder(folder)
+    return _read_meta(folder), _read_weights(folder)
+
+
+def load_predictor(folder: str | Path, device: Any = "cpu") -> tuple[Predictor, CheckpointMeta]:
+    """The predictor of a checkpoint folder, or of a run folder's newest checkpoint that loads (newer
+    ones that do not are named in one warning line on stderr), in eval mode, and its metadata."""
+    p = _existing(folder)
+    model, meta = _newest_loading(p)[1:] if _is_run_folder(p) else _load_checkpoint(p)
     return model.to(device).eval(), meta
 
 
 __all__ = [
     "CHECKPOINTS_DIR", "CONFIG_FILE", "FORMAT", "MODEL_FILE", "CheckpointMeta", "EncoderInfo", "checkpoint_folder",
-    "complete_checkpoints", "latest_checkpoint", "load_predictor", "read_meta", "read_model_folder",
+    "complete_checkpoints", "latest_checkpoint", "load_predictor", "newest_usable", "read_meta", "read_model_folder",
     "write_model_folder",
 ]

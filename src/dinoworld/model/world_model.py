@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from ..encoders import FrozenEncoder, load_encoder
+from ..encoders.hf import hub_offline, hub_unreachable
 from ..errors import UserError
 from .actions import ActionSpace
 from .folder import CheckpointMeta, EncoderInfo, load_predictor, write_model_folder
@@ -27,23 +29,44 @@ def _as_batch(x: torch.Tensor, dims: int) -> torch.Tensor:
     return x.unsqueeze(0) if x.ndim == dims - 1 else x
 
 
-def _resolve_folder(path_or_hub_id: str | Path) -> Path:
-    """A local checkpoint or run folder, or a hub repo id fetched into (or read from) the HF cache."""
-    p = Path(path_or_hub_id).expanduser()
-    if p.exists():
-        return p
-    text = str(path_or_hub_id)
-    if text.count("/") != 1 or text.startswith((".", "/", "~")):
-        raise UserError(f"checkpoint {text} does not exist; pass a folder with config.json + model.safetensors")
-    try:
-        from huggingface_hub import snapshot_download
+#: ``owner/name`` as the hub spells repo ids
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
-        return Path(snapshot_download(text, allow_patterns=["config.json", "model.safetensors"]))
-    except Exception as err:  # offline, unknown repo, gated ...
-        raise UserError(
-            f"could not fetch checkpoint {text!r} from the hub ({type(err).__name__}); download it elsewhere "
-            "and pass the local folder"
-        ) from None
+
+def _hub_id_shaped(text: str) -> bool:
+    """``owner/name`` where no local ``owner`` folder exists (``runs/x`` beside a ``runs`` folder is a path)."""
+    return bool(HUB_ID.match(text)) and ".." not in text and not Path(text.split("/")[0]).exists()
+
+
+def _resolve_folder(path_or_hub_id: str | Path) -> Path:
+    """A local checkpoint or run folder if it exists; else a hub repo id read from the HF cache, or
+    fetched when the hub is reachable. A path that does not exist and cannot be a hub id is returned as
+    is (the loader says "no such folder")."""
+    p = Path(path_or_hub_id).expanduser()
+    text = str(path_or_hub_id)
+    if p.exists() or not _hub_id_shaped(text):
+        return p
+    from huggingface_hub import snapshot_download
+
+    files = ["config.json", "model.safetensors"]
+    try:
+        return Path(snapshot_download(text, allow_patterns=files, local_files_only=True))
+    except Exception:  # not in the hub cache
+        pass
+    if hub_offline():
+        why = "not in the hub cache, and HF_HUB_OFFLINE is set"
+    else:
+        unreachable = hub_unreachable()
+        if unreachable:
+            why = f"not in the hub cache, and the hub cannot be reached: {unreachable}"
+        else:
+            try:
+                return Path(snapshot_download(text, allow_patterns=files))
+            except Exception as err:  # unknown repo, gated, ...
+                first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+                why = f"{type(err).__name__}: {first}"
+    raise UserError(f"no local folder {text} and no hub model {text} reachable ({why}); pass an existing checkpoint "
+                    "or run folder, or a hub id that is in the hub cache or reachable")
 
 
 class WorldModel(nn.Module):
@@ -62,9 +85,9 @@ class WorldModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str | Path, encoder_weights: str | None = None,
                         device: Any = "cpu", load_encoder_model: bool = True) -> "WorldModel":
-        """Load a checkpoint folder, a run folder (its newest checkpoint) or a hub id. The encoder is
-        rebuilt by name; its weights come from ``encoder_weights``, else from the path recorded at
-        training time, else the hub cache."""
+        """Load a checkpoint folder, a run folder (its newest checkpoint that loads) or a hub id. The
+        encoder is rebuilt by name; its weights come from ``encoder_weights``, else from the path
+        recorded at training time, else the hub cache."""
         predictor, meta = load_predictor(_resolve_folder(path_or_hub_id))
         encoder = None
         if load_encoder_model:

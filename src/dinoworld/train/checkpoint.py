@@ -18,7 +18,8 @@ import torch
 from ..errors import UserError
 from ..files import fsync_dir
 from ..model.folder import (
-    CHECKPOINTS_DIR, CheckpointMeta, complete_checkpoints, latest_checkpoint, read_model_folder, write_model_folder,
+    CHECKPOINTS_DIR, CheckpointMeta, complete_checkpoints, latest_checkpoint, newest_usable, read_model_folder,
+    write_model_folder,
 )
 
 STATE_FILE = "train_state.pt"
@@ -92,25 +93,17 @@ def resume_point(run_dir: str | Path, say=print, move: bool = True
     and ``say`` gets one line.
     Raises the newest one's error if no checkpoint can resume.
     """
-    found = complete_checkpoints(run_dir)
-    first_error: UserError | None = None
-    for i, folder in enumerate(reversed(found)):
-        try:
-            state = load_train_state(folder)
-            _, weights = read_model_folder(folder)
-        except UserError as err:
-            first_error = first_error or err
-            continue
-        if i:
-            bad = found[len(found) - i:]
-            for b in bad if move else []:
-                os.replace(b, b.with_name(f".unusable-{b.name}"))
-            say(f"cannot resume from {', '.join(b.name for b in bad)} ({first_error}); resuming from the "
-                f"newest usable checkpoint {folder.name} instead (moved the others to .unusable-*)")
-        return folder, state, weights
-    if first_error is not None:
-        raise first_error
-    return None
+    found = newest_usable(run_dir, lambda f: (load_train_state(f), read_model_folder(f)[1]))
+    if found is None:
+        return None
+    folder, (state, weights), refused = found
+    if refused:
+        bad = [f for f, _ in refused]
+        for b in bad if move else []:
+            os.replace(b, b.with_name(f".unusable-{b.name}"))
+        say(f"cannot resume from {', '.join(b.name for b in reversed(bad))} ({refused[0][1]}); resuming from the "
+            f"newest usable checkpoint {folder.name} instead (moved the others to .unusable-*)")
+    return folder, state, weights
 
 
 def remove_stale_writes(run_dir: str | Path) -> list[Path]:

@@ -16,7 +16,9 @@ import yaml
 
 from ..config import merge, parse_overrides
 from ..data.trajectories import load_trajectories
-from ..data.trajectory_clips import steps_for_epochs, trajectory_info
+from ..data.trajectory_clips import (
+    TrajectoryInfo, _same_folder, num_windows, split_episodes, steps_for_epochs, trajectory_info,
+)
 from ..envs import ENV_NAMES
 from ..errors import UserError
 from ..model.folder import checkpoint_folder, read_meta
@@ -111,8 +113,9 @@ def finetune_config(env: str, data: str, mode: str, init: str | None = None, con
             raise UserError(f"--init {init} already has {have}-d action blocks but the data needs {action_dim} "
                             f"({ds.action_dim}-d actions x frameskip {cfg.data.frameskip})")
 
+    info = trajectory_info(root, cfg.seed, cfg.finetune.val_fraction)
+    _check_windows(cfg, info)
     if not _user_set(updates, "stages"):
-        info = trajectory_info(root, cfg.seed, cfg.finetune.val_fraction)
         steps = steps_for_epochs(info.lengths, epochs, cfg.optim.batch_size, cfg.data.num_frames,
                                  cfg.data.frameskip, episodes=info.train)
         cfg = merge(cfg, {"stages": [Stage(steps, cfg.finetune.resolution)]})
@@ -122,4 +125,58 @@ def finetune_config(env: str, data: str, mode: str, init: str | None = None, con
     return cfg
 
 
-__all__ = ["MODES", "finetune_config"]
+def _windows(cfg: TrainConfig, info: TrajectoryInfo, episodes: Sequence[int]) -> int:
+    return sum(num_windows(info.lengths[i], cfg.data.num_frames, cfg.data.frameskip) for i in episodes)
+
+
+def _clip_needs(cfg: TrainConfig) -> str:
+    d = cfg.data
+    need = (d.num_frames - 1) * d.frameskip
+    return f"a clip of {d.num_frames} frames at frameskip {d.frameskip} needs {need} actions"
+
+
+def _check_windows(cfg: TrainConfig, info: TrajectoryInfo) -> None:
+    """Refuse a collection with no training clip window, or (when validating on its held-out split) no held-out one."""
+    root = info.dataset.root
+    if _windows(cfg, info, info.train) == 0:
+        longest = max(info.lengths[i] for i in info.train)
+        raise UserError(f"{root} is too small to fine-tune on: its {len(info.train)} training episodes hold at most "
+                        f"{longest} actions and {_clip_needs(cfg)}; collect longer episodes (--steps) or lower "
+                        "data.num_frames / data.frameskip")
+    if cfg.data.val_source and _same_folder(cfg.data.val_source, root) and _windows(cfg, info, info.val) == 0:
+        raise UserError(f"{root} has no held-out clip to validate on ({len(info.val)} of {len(info.lengths)} episodes "
+                        f"held out with finetune.val_fraction={cfg.finetune.val_fraction}; {_clip_needs(cfg)}); "
+                        "collect more episodes, raise finetune.val_fraction, or set data.val_source='' to skip "
+                        "validation")
+
+
+def heldout_check_problem(cfg: TrainConfig) -> str | None:
+    """Why the held-out action check at the end of ``dinoworld finetune`` (batches of ``optim.micro_batch_size``
+    clips of the held-out episodes, incomplete batches dropped) would get no batch of at least 2 clips, in one
+    line with what to change; None when it gets one."""
+    d, batch, vf = cfg.data, cfg.optim.micro_batch_size, cfg.finetune.val_fraction
+    if vf <= 0:
+        return "no episode is held out (finetune.val_fraction=0)"
+    if batch < 2:
+        return (f"optim.micro_batch_size={batch}: the check compares the actions of the clips of a batch and needs "
+                "at least 2; set optim.micro_batch_size=2 or more")
+    info = trajectory_info(d.source, cfg.seed, vf)
+    have = _windows(cfg, info, info.val)
+    if have >= batch:
+        return None
+    n = len(info.lengths)
+    per_episode = _windows(cfg, info, range(n)) / n
+    text = (f"the {len(info.val)} held-out episodes of {n} (finetune.val_fraction={vf}) give {have} clips of "
+            f"{d.num_frames} frames at frameskip {d.frameskip}, fewer than one batch of {batch} "
+            "(optim.micro_batch_size)")
+    if per_episode == 0:
+        return f"{text}; collect longer episodes or lower optim.micro_batch_size"
+    need = math.ceil(batch / per_episode)
+    total = max(n + 1, math.ceil((need - 0.5) / vf))
+    while len(split_episodes(total, vf, cfg.seed)[1]) < need:
+        total += 1
+    return (f"{text}; it needs about {need} held-out episodes: collect about {total} episodes, raise "
+            f"finetune.val_fraction or lower optim.micro_batch_size")
+
+
+__all__ = ["MODES", "finetune_config", "heldout_check_problem"]

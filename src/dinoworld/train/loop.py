@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import math
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -199,7 +200,8 @@ def _stage_at(cfg: TrainConfig, step: int) -> tuple[int, int]:
 @torch.no_grad()
 def validate(cfg: TrainConfig, model: nn.Module, featurize: Featurizer, env: Dist, resolution: int,
              autocast) -> dict[str, float]:
-    """Mean model loss and copy-last loss on the first ``val_batches`` micro-batches of held-out clips."""
+    """Mean model loss and copy-last loss on the first ``val_batches`` micro-batches of held-out clips;
+    empty when the held-out data cannot fill one micro-batch (never a made-up 0.0)."""
     stream = make_stream(cfg, cfg.data.val_source, resolution, env, seed=VAL_SEED, val=True)
     it = _loader(stream, cfg.optim.micro_batch_size, 0)
     model.eval()
@@ -217,8 +219,8 @@ def validate(cfg: TrainConfig, model: nn.Module, featurize: Featurizer, env: Dis
     finally:
         model.train()
     sums = all_reduce_sum(sums, env)
-    n = max(sums[2].item(), 1.0)
-    return {"val/loss": sums[0].item() / n, "val/copy_last": sums[1].item() / n}
+    n = sums[2].item()
+    return {"val/loss": sums[0].item() / n, "val/copy_last": sums[1].item() / n} if n else {}
 
 
 def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
@@ -392,9 +394,14 @@ def _train(cfg: TrainConfig, env: Dist, resume: bool, max_steps: int | None, ret
                     summary["train_loss"], summary["train_copy_last"] = row["train/loss"], row["train/copy_last"]
                 if cfg.data.val_source and (step % cfg.val_every == 0 or step == last_step):
                     v = validate(cfg, model, featurize, env, resolution, autocast)
-                    logger.log(step, v)
+                    if not v and "val_skipped" not in summary:
+                        summary["val_skipped"] = (f"{cfg.data.val_source} gives no micro-batch of "
+                                                  f"{cfg.optim.micro_batch_size} held-out clips")
+                        print(f"warning: no validation loss: {summary['val_skipped']}", file=sys.stderr, flush=True)
+                    if v:
+                        logger.log(step, v)
                     summary.update(v)
-                    if bar is not None:
+                    if bar is not None and v:
                         bar.write(f"step {step}: val loss {v['val/loss']:.4f} (copy-last {v['val/copy_last']:.4f})")
                 if step % cfg.ckpt_every == 0 or step == last_step:
                     save(step, data_state)

@@ -74,6 +74,7 @@ def trajectory_meta(cfg: TrainConfig) -> dict[str, Any]:
     info = trajectory_info(cfg.data.source, cfg.seed, cfg.finetune.val_fraction)
     return {
         "env": cfg.finetune.env or info.env,
+        "world": info.world_version,
         "frameskip": int(cfg.data.frameskip),
         "control_rate_hz": CONTROL_RATE_HZ,
         "raw_action_dim": info.raw_action_dim,
