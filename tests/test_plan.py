@@ -374,3 +374,19 @@ def test_gradient_planning_takes_fewer_samples_than_the_cem_elites(wall_data, tm
                  "--planner", "gd", "--samples", "4", "--iterations", "2", "--episodes", "1", "--no-oracle", "--json"])
     assert code == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["planner"] == "gd"
+
+
+def test_a_model_of_another_world_version_is_refused(wall_data, tmp_path, monkeypatch, capsys):
+    """Collections and checkpoints record the simulation they came from; planning in another refuses."""
+    from dinoworld.data.trajectories import load_trajectories
+    from dinoworld.envs import env_class
+
+    recorded = load_trajectories(wall_data).world_version
+    wm = _world_model(wall_data)
+    assert wm.meta.world == recorded == env_class("wall").world_version
+    wm.save_pretrained(tmp_path / "ckpt")
+    monkeypatch.setattr(env_class("wall"), "world_version", "a-newer-wall")
+    assert main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
+                 "--episodes", "1", "--no-oracle"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a-newer-wall" in err and "dinoworld collect --env wall" in err

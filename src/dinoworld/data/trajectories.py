@@ -48,6 +48,12 @@ META_FILE = "meta.json"
 EPISODE_PATTERN = re.compile(r"^episode_(\d+)\.npz$")
 
 
+def dino_wm_world(env: str) -> str:
+    """The world version of DINO-WM's simulation of ``env``: what its released datasets were recorded in,
+    and what :mod:`dinoworld.envs` simulates (each env's ``world_version``)."""
+    return f"dino-wm-{env}-1"
+
+
 def episode_path(out_dir: Union[str, Path], index: int) -> Path:
     """Path of episode ``index`` in our format."""
     return Path(out_dir) / f"episode_{index:06d}.npz"
@@ -157,6 +163,8 @@ class NpzTrajectories(TrajectoryDataset):
         #: episode numbers present on disk (an interrupted collection may have gaps)
         self.episode_ids: list[int] = sorted(found)
         self.env: str | None = self.meta.get("env")
+        #: the simulation the episodes were recorded in ("" for collections older than world versions)
+        self.world_version: str = self.meta.get("world_version", "")
         self.img_size: int | None = self.meta.get("img_size")
         self.action_dim: int = int(self.meta["action_dim"])
         self.state_dim: int = int(self.meta["state_dim"])
@@ -226,6 +234,7 @@ class DinoWMTrajectories(TrajectoryDataset):
             else "pointmaze" if (states.shape[-1] == 4 and (self.root / "seq_lengths.pth").exists())
             else None
         )
+        self.world_version = dino_wm_world(self.env) if self.env else ""
         self.img_size = None
         self.action_dim = int(actions.shape[-1])
         self.state_dim = int(states.shape[-1])

@@ -117,6 +117,10 @@ class TrajectoryInfo:
         return getattr(self.dataset, "env", None)
 
     @property
+    def world_version(self) -> str:
+        return getattr(self.dataset, "world_version", "")
+
+    @property
     def raw_action_dim(self) -> int:
         return int(self.dataset.action_dim)
 

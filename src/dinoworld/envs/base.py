@@ -86,6 +86,10 @@ class GoalEnv(_EnvBase):  # type: ignore[misc, valid-type]
     action_high: float = 1.0
     #: Names of the state vector entries, in order (documentation and meta files).
     state_fields: tuple[str, ...] = ()
+    #: Which simulation this is: written into collections and checkpoints, so that a model is never
+    #: planned in a world other than the one its data came from. Change it whenever the dynamics,
+    #: the rendering or the meaning of the state or actions change.
+    world_version: str = ""
 
     def __init__(self, img_size: int = 224) -> None:
         if _gym is None:

@@ -176,6 +176,7 @@ def collect(
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
         "env": env_name,
+        "world_version": cls.world_version,
         "img_size": int(img_size),
         "action_dim": int(cls.action_dim),
         "state_dim": int(cls.state_dim),
@@ -189,8 +190,8 @@ def collect(
     }
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
-        keys = ("format", "env", "img_size", "steps", "seed", "policy", "env_kwargs")
-        diff = [k for k in keys if old.get(k) != meta[k]]
+        keys = ("format", "env", "world_version", "img_size", "steps", "seed", "policy", "env_kwargs")
+        diff = [k for k in keys if old.get(k, "") != meta[k]]
         if diff:
             found = ", ".join(f"{k}={old.get(k)!r}" for k in diff)
             raise UserError(f"{out} already holds a different collection ({found}); "

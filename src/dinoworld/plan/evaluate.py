@@ -121,6 +121,12 @@ class PlanningTask:
             raise UserError(f"--data {data} has {self.data.action_dim}-d actions but the checkpoint expects {space.raw_dim}-d")
         self.resolution = wm.meta.training_resolution or 224
         self.env = make_env(env_name, img_size=getattr(self.data, "img_size", None) or self.resolution)
+        now = self.env.world_version
+        for what, recorded in ((f"checkpoint {wm.meta.env} model", wm.meta.world), (f"--data {data}", self.data.world_version)):
+            if (recorded or "") != now:
+                raise UserError(f"the {what} comes from the {env_name} world {recorded or '(before world versions)'!r}, "
+                                f"but this dinoworld simulates {now!r}: collect new data with `dinoworld collect "
+                                f"--env {env_name}` and fine-tune on it")
         split = wm.meta.split or {}
         ids = getattr(self.data, "episode_ids", list(range(len(self.data))))
         pos = {e: i for i, e in enumerate(ids)}
