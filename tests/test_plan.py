@@ -142,7 +142,7 @@ def _world_model(data, predictor=None, val_fraction=0.5):
     meta = CheckpointMeta(
         predictor=p.cfg.to_dict(), encoder=EncoderInfo("pixel-pyramid", None, False), resolution=56, env="wall",
         frameskip=F, control_rate_hz=10.0, raw_action_dim=2, action_norm=recorded["action_norm"],
-        split=recorded["split"])
+        split=recorded["split"], world=recorded["world"])
     return WorldModel(load_encoder("pixel-pyramid"), p, meta)
 
 
@@ -152,12 +152,12 @@ def test_planners_reach_goals_with_an_exact_latent_model(wall_data, planner):
     10 recorded steps away: within the stand-in's basin (its blur is at most a quarter of the frame, so
     its cost is flat for goals much further away; see the planning section of the README)."""
     wm = _world_model(wall_data)
-    cfg = PlanningConfig(planner=planner, cost_model="simulator", cem=CEMConfig(48, 4, 6), episodes=8, batch=8,
+    cfg = PlanningConfig(planner=planner, cost_model="simulator", cem=CEMConfig(48, 4, 6), episodes=16, batch=16,
                          horizon=2, goal_steps=10, replan_every=5, mpc_steps=15, oracle=False)
     s = evaluate(wm, "wall", wall_data, cfg, progress=False)
-    assert s["episodes"] == 8 and s["planner"] == planner
-    assert s["success_rate"] >= 0.75, s
-    assert s["success_rate"] > s["random_success_rate"]
+    assert s["episodes"] == 16 and s["planner"] == planner
+    assert s["success_rate"] >= 0.6, s
+    assert s["success_rate"] > s["random_success_rate"] + 0.3
     assert s["mean_final_distance"] < s["random_mean_final_distance"]
 
 
@@ -390,3 +390,29 @@ def test_a_model_of_another_world_version_is_refused(wall_data, tmp_path, monkey
                  "--episodes", "1", "--no-oracle"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "a-newer-wall" in err and "dinoworld collect --env wall" in err
+
+
+def test_dino_wm_protocol_draws_its_goals_and_says_so(wall_data, tmp_path, capsys):
+    """DINO-WM's plan_*.yaml: random-state goals in the other room for Wall, dataset goals for PushT,
+    MPC over CEM 300 x 10 (PushT x 30), top 30, the whole 5-step plan executed, 50 episodes, seed 99."""
+    from dinoworld.plan.evaluate import PlanningTask, protocol_settings
+
+    wall, pusht = protocol_settings("dino-wm", "wall", F), protocol_settings("dino-wm", "pusht", F)
+    assert (wall["goals"], pusht["goals"]) == ("random_state", "dataset") and pusht["goal_steps"] == 5 * F
+    assert (wall["cem"].samples, wall["cem"].topk, wall["cem"].iterations, pusht["cem"].iterations) == (300, 30, 10, 30)
+    assert wall["planner"] == "mpc" and wall["replan_every"] == 5 * F and (wall["episodes"], wall["seed"]) == (50, 99)
+    assert protocol_settings("paper", "wall", F) == {"protocol": "paper"}
+    task = PlanningTask(_world_model(wall_data), "wall", wall_data)
+    for spec in task.episodes(6, 10, 99, goals="random_state"):
+        recorded = task.data.episode(task.val_positions[0])["states"][0]
+        assert (spec.start_state[0] < spec.start_state[2]) != (spec.goal_state[0] < spec.goal_state[2])  # rooms
+        assert spec.start_state[2:].tolist() == spec.goal_state[2:].tolist() and recorded.shape == (4,)
+    _world_model(wall_data).save_pretrained(tmp_path / "ckpt")
+    assert main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
+                 "--protocol", "dino-wm", "--episodes", "2", "--samples", "8", "--iterations", "1", "--topk", "2",
+                 "--mpc-steps", str(5 * F), "--no-oracle", "--json"]) == 0
+    cap = capsys.readouterr()
+    s = json.loads(cap.out)
+    assert (s["protocol"], s["goals"], s["planner"], s["episodes"]) == ("dino-wm", "random_state", "mpc", 2)
+    assert s["settings"]["seed"] == 99 and s["settings"]["replan_every"] == 5 * F
+    assert "(dino-wm protocol, random-state goals, seed 99)" in cap.err

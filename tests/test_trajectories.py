@@ -39,14 +39,14 @@ def test_collect_resume_and_load(tmp_path):
     ep = ds.episode(1)
     assert ep["frames"].shape == (6, IMG, IMG, 3) and ep["frames"].dtype == np.uint8
     assert ep["actions"].shape == (5, 2) and ep["actions"].dtype == np.float32
-    assert ep["states"].shape == (6, 4) and ep["states"].dtype == np.float32
+    assert ep["states"].shape == (6, 4) and ep["states"].dtype == np.float64
     # Convention: actions[t] maps frame/state t to t+1 (replay in a fresh env).
     env = make_env("wall", img_size=IMG)
     env.set_state(ep["states"][0])
     np.testing.assert_array_equal(env.render(), ep["frames"][0])
     for t in range(5):
         obs, *_ = env.step(ep["actions"][t])
-        np.testing.assert_allclose(env.get_state(), ep["states"][t + 1], atol=1e-4)
+        np.testing.assert_array_equal(env.get_state(), ep["states"][t + 1])  # the stored actions were applied
         assert np.abs(obs.astype(int) - ep["frames"][t + 1]).max() <= 2
     assert not np.array_equal(ds.episode(0)["states"], ds.episode(1)["states"])
 
@@ -135,13 +135,15 @@ def test_dino_wm_layout_pusht_mp4(tmp_path):
     _write_mp4(tmp_path / "obses" / "episode_001.mp4", _flat_frames(4, offset=3))
 
     ds = load_trajectories(tmp_path)
-    assert len(ds) == 2 and ds.action_dim == 2 and ds.state_dim == 7 and ds.env == "pusht"
+    assert len(ds) == 2 and ds.action_dim == 2 and ds.state_dim == 10 and ds.env == "pusht"
     assert ds.length(0) == 5 and ds.length(1) == 3
     ep = ds.episode(1)
     assert ep["frames"].shape == (4, 32, 32, 3) and ep["frames"].dtype == np.uint8
     assert ep["actions"].shape == (3, 2) and np.allclose(ep["actions"], 0.5)  # / action_scale 100
-    assert ep["states"].shape == (4, 7)
-    np.testing.assert_array_equal(ep["states"][:, :5], states[1, :4].numpy())
+    assert ep["states"].shape == (4, 10)  # + the agent velocity, + the block's (0: not in DINO-WM's files)
+    np.testing.assert_array_equal(ep["states"][:, :4], states[1, :4, :4].numpy())
+    np.testing.assert_allclose(ep["states"][:, 4], states[1, :4, 4].double().numpy() % (2 * np.pi))
+    assert (ep["states"][:, 5:7] == 1).all() and (ep["states"][:, 7:] == 0).all()
     levels = ep["frames"].reshape(4, -1).mean(axis=1)
     np.testing.assert_allclose(levels, [60, 80, 100, 120], atol=3)
 

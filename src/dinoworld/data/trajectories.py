@@ -8,8 +8,9 @@ On-disk format (``format = "dinoworld-trajectories"``, version 1)::
       episode_000000.npz   one episode (``np.savez_compressed``) holding
                              frames  uint8   (T+1, H, W, 3)  RGB observations
                              actions float32 (T, A)          as applied (clipped to the action space)
-                             states  float32 (T+1, S)        env.get_state() at each frame
-                             goal    float32 (S,)            the episode's goal state
+                             states  float64 (T+1, S)        env.get_state() at each frame (float32
+                                                             in collections written before 2026-12)
+                             goal    float64 (S,)            the episode's goal state
       episode_000001.npz   ...
 
 Convention: ``actions[t]`` maps ``frames[t]`` / ``states[t]`` to ``frames[t+1]`` / ``states[t+1]``.
@@ -18,13 +19,12 @@ complete. Collection (:mod:`dinoworld.envs.collect`) writes this format.
 
 :func:`load_trajectories` also reads the layout of DINO-WM's released datasets: ``states.pth``,
 ``rel_actions.pth`` / ``actions.pth`` / ``abs_actions.pth`` (tensors ``(N, Tmax, .)``),
-``seq_lengths.pth`` (or ``seq_lengths.pkl``), optional ``velocities.pth`` (appended to states, as
-DINO-WM does; PushT states become the first 7 entries of ours), optional ``wall_locations.pth`` /
-``door_locations.pth`` (appended: Wall states become ``[x, y, wall_x, door_y]`` like ours, though
-DINO-WM's 65-px wall world differs slightly from our 64-unit one), and ``obses/episode_XXX.mp4``
-or ``obses/episode_XXX.pth``. There, an episode of ``L`` frames stores ``L`` actions whose last
-one leads nowhere; it is dropped so both layouts follow the convention above. PushT actions there are in pixels; they are divided by 100
-(DINO-WM's ``action_scale``) to match :class:`dinoworld.envs.pusht.PushTEnv` actions.
+``seq_lengths.pth`` (or ``seq_lengths.pkl``), optional ``velocities.pth``, ``wall_locations.pth`` /
+``door_locations.pth``, and ``obses/episode_XXX.mp4`` or ``obses/episode_XXX.pth``. The world is
+told by the files present, and :mod:`dinoworld.data.dino_wm` turns its arrays into this project's
+states and actions (the worlds are DINO-WM's, so only layout and units change). There, an episode
+of ``L`` frames stores ``L`` actions whose last one leads nowhere; it is dropped so both layouts
+follow the convention above.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 
+from dinoworld.data import dino_wm
 from dinoworld.errors import UserError
 from dinoworld.files import atomic_write, atomic_write_json
 
@@ -198,26 +199,43 @@ class DinoWMTrajectories(TrajectoryDataset):
         def as_np(x: Any) -> np.ndarray:
             return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
-        states = as_np(load("states.pth")).astype(np.float32)
+        def optional(name: str) -> np.ndarray | None:
+            return as_np(load(name)) if (self.root / name).exists() else None
+
+        states = as_np(load("states.pth")).astype(np.float64)
         if states.ndim == 2:
             states = states[..., None]
-        n, tmax = states.shape[:2]
-        extras = ["velocities.pth", "wall_locations.pth", "door_locations.pth"]
-        for name in extras:  # PushT pusher velocity; Wall layout -> [x, y, wall_x, door_y]
-            if (self.root / name).exists():
-                extra = as_np(load(name)).astype(np.float32).reshape(n, tmax, -1)
-                states = np.concatenate([states, extra], axis=-1)
+        n = states.shape[0]
         for name in ("rel_actions.pth", "actions.pth", "abs_actions.pth"):
             if (self.root / name).exists():
                 self.action_file = name
-                actions = as_np(load(name)).astype(np.float32)
+                actions = as_np(load(name)).astype(np.float64)
                 break
         else:
             raise UserError(f"{self.root} has states.pth but no rel_actions.pth / actions.pth")
+        #: the environment, told by the files present (None if unsure)
+        self.env: str | None = (
+            "wall" if (self.root / "door_locations.pth").exists()
+            else "pusht" if self.action_file in ("rel_actions.pth", "abs_actions.pth")
+            else "pointmaze" if (states.shape[-1] == 4 and (self.root / "seq_lengths.pth").exists())
+            else None
+        )
         if action_scale is None:  # DINO-WM's PushT stores pixels and divides by 100
-            action_scale = 100.0 if self.action_file in ("rel_actions.pth", "abs_actions.pth") else 1.0
+            action_scale = dino_wm.PUSHT_ACTION_SCALE if self.env == "pusht" else 1.0
         self.action_scale = float(action_scale)
-        actions = actions / self.action_scale
+        if self.env == "pusht":
+            states, actions = dino_wm.pusht(states, actions, optional("velocities.pth"),
+                                            absolute=self.action_file == "abs_actions.pth", action_scale=action_scale)
+        elif self.env == "wall":
+            states, actions = dino_wm.wall(states, actions / action_scale, optional("wall_locations.pth"),
+                                           optional("door_locations.pth"))
+        elif self.env == "pointmaze":
+            states, actions = dino_wm.pointmaze(states, actions / action_scale)
+        else:
+            vel = optional("velocities.pth")
+            if vel is not None:
+                states = np.concatenate([states, vel.reshape(states.shape[:2] + (-1,))], axis=-1)
+            actions = actions / action_scale
         if (self.root / "seq_lengths.pth").exists():
             lengths = as_np(load("seq_lengths.pth")).reshape(-1)
         elif (self.root / "seq_lengths.pkl").exists():
@@ -226,14 +244,7 @@ class DinoWMTrajectories(TrajectoryDataset):
         else:
             lengths = np.full(n, states.shape[1])
         self.lengths = np.minimum(lengths.astype(np.int64), states.shape[1])
-        self.states, self.actions = states, actions
-        #: best guess of the environment from the files present (None if unsure)
-        self.env: str | None = (
-            "wall" if (self.root / "door_locations.pth").exists()
-            else "pusht" if self.action_file in ("rel_actions.pth", "abs_actions.pth")
-            else "pointmaze" if (states.shape[-1] == 4 and (self.root / "seq_lengths.pth").exists())
-            else None
-        )
+        self.states, self.actions = states, actions.astype(np.float32)
         self.world_version = dino_wm_world(self.env) if self.env else ""
         self.img_size = None
         self.action_dim = int(actions.shape[-1])

@@ -233,6 +233,13 @@ class GoalEnv(_EnvBase):  # type: ignore[misc, valid-type]
             self.set_state(saved)
         return start, goal
 
+    def random_state_pair(self, rng: np.random.Generator, like: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(start, goal) drawn as DINO-WM's ``sample_random_init_goal_states`` draws them for its
+        ``goal_source: random_state`` planning protocol; ``like`` is a recorded state whose fixed parts
+        (Wall's layout) both keep. Default: two independent random states."""
+        start = self.sample_state(rng)
+        return start, self._goal_like(start, rng)
+
     def rollout(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """States ``(T+1, state_dim)`` visited from ``state`` under ``actions (T, A)``.
 

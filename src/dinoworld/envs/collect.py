@@ -5,7 +5,8 @@ workers or on resuming; episodes already on disk are skipped, so rerunning resum
 
 Default policies: PushT uses the noisy scripted expert (:mod:`dinoworld.envs.expert`) with a
 per-episode noise level uniform in ``[0, 0.1]`` action units (10 px); Wall and PointMaze use their
-env's smooth random walk (AR(1) actions, see ``random_policy`` of each env).
+env's ``random_policy``, the exploration DINO-WM's datasets were made with (Wall: its generator's
+heading walk; PointMaze: uniform random actions).
 """
 
 from __future__ import annotations
@@ -109,16 +110,18 @@ def run_episode(
     states = [env.get_state()]
     actions = []
     for _ in range(length):
-        a = np.asarray(act(states[-1]), dtype=np.float64)
-        obs, _, _, _, _ = env.step(a)
-        actions.append(np.clip(a, env.action_low, env.action_high))
+        # the action as stored (float32) is the one applied, so replaying the file reproduces the states
+        a = np.clip(np.asarray(act(states[-1]), dtype=np.float64), env.action_low, env.action_high)
+        a = a.astype(np.float32)
+        obs, _, _, _, _ = env.step(a.astype(np.float64))
+        actions.append(a)
         frames.append(obs)
         states.append(env.get_state())
     return {
         "frames": np.stack(frames).astype(np.uint8),
         "actions": np.asarray(actions, dtype=np.float32).reshape(length, env.action_dim),
-        "states": np.stack(states).astype(np.float32),
-        "goal": np.asarray(env.goal_state, dtype=np.float32),
+        "states": np.stack(states).astype(np.float64),  # exact: a replay from states[0] gives them back
+        "goal": np.asarray(env.goal_state, dtype=np.float64),
     }
 
 

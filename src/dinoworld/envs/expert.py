@@ -31,6 +31,7 @@ from dinoworld.envs.base import Policy, wrap_angle
 from dinoworld.envs.pusht import (
     ACTION_SCALE,
     AGENT_RADIUS,
+    BLOCK_MOMENT,
     T_OUTLINE,
     block_cog,
     distance_to_block,
@@ -38,7 +39,6 @@ from dinoworld.envs.pusht import (
 )
 
 ROT_LENGTH = 60.0  # px per radian when comparing translations and rotations
-MOMENT = 3000.0  # block moment of inertia (see pusht.block_moment)
 CLEAR_RADIUS = 95.0  # farthest T point from the cog is 75 px, + pusher radius + margin
 STANDOFF = 25.0
 MAX_OFFSET = 60.0
@@ -127,7 +127,7 @@ class PushTExpert:
         n_out = self.local_normals @ rot.T
         u = -n_out
         r = c - cog
-        twist_rot = ROT_LENGTH * (r[:, 0] * u[:, 1] - r[:, 1] * u[:, 0]) / MOMENT
+        twist_rot = ROT_LENGTH * (r[:, 0] * u[:, 1] - r[:, 1] * u[:, 0]) / BLOCK_MOMENT
         cand = np.concatenate([u, twist_rot[:, None]], axis=1)
         cand /= np.linalg.norm(cand, axis=1, keepdims=True)
         want = np.array([dp[0], dp[1], ROT_LENGTH * dth])

@@ -1,4 +1,10 @@
-"""The paper's planning evaluation (§4.3, App. D, Table 4): plan from held-out starts to goals.
+"""The planning evaluation (§4.3, App. D, Table 4): plan from held-out starts to goals.
+
+Two protocols (``protocol_settings``): the paper's (App. D.3, Table 8), the default, described
+below, and DINO-WM's (its ``plan_*.yaml``): goals drawn as random states for Wall (start and goal
+in opposite rooms) and PointMaze, from held-out trajectories for PushT; 50 evaluations, seed 99;
+MPC over CEM with 300 samples, the best 30 and 10 iterations (30 for PushT), all 5 planned model
+steps executed before each replanning.
 
 For each evaluation episode: a held-out trajectory of the checkpoint's split and a start step
 ``s`` (drawn with the seed); the start is the recorded state at ``s``, the goal the state reached
@@ -13,8 +19,8 @@ nearest the goal latent. The plan is de-normalised and executed in the simulator
   passes at any step. Success never stops planning early or picks among plans.
 
 The same episodes are also run with uniformly random actions (the floor), with zero actions
-(doing nothing: in PointMaze the ball coasts on its recorded velocity and often reaches the goal,
-so ``nontrivial`` can keep only the pairs that doing nothing misses), and with CEM on the
+(doing nothing: in PointMaze the ball coasts on its recorded velocity and sometimes reaches the
+goal, so ``nontrivial`` can keep only the pairs that doing nothing misses), and with CEM on the
 simulator itself (rendered final frames encoded and compared to the goal latent: the ceiling of
 the feature cost).
 
@@ -48,6 +54,9 @@ from .cem import CEMConfig, GDConfig, Plan, cem, gradient_plan
 from .rollout import LatentRollout, latent_distance
 
 PLANNERS = ("cem", "mpc", "gd")
+#: the planning protocols: "paper" (DINO-world App. D.3, Table 8) and "dino-wm" (DINO-WM's plan_*.yaml)
+PROTOCOLS = ("paper", "dino-wm")
+GOAL_SOURCES = ("dataset", "random_state")
 PLAN_FILE = "plan.json"  #: what determines a planning run's results, written into ``out`` at its start
 #: every file a planning run (or its budget sweep) writes into ``out``
 OUTPUT_PATTERNS = (PLAN_FILE, "episodes.jsonl", "summary.json", "episode_*.mp4", "budget_sweep.*")
@@ -62,11 +71,16 @@ class PlanningConfig:
     cem: CEMConfig = field(default_factory=CEMConfig)
     gd: GDConfig = field(default_factory=GDConfig)
     horizon: int = 5  #: model steps planned (H' = 5: 25 env actions at frameskip 5)
-    goal_steps: int = 25  #: recorded env steps from start to goal
+    goal_steps: int = 25  #: recorded env steps from start to goal (goals "dataset")
+    #: "dataset": the state reached by replaying ``goal_steps`` recorded actions of a held-out trajectory
+    #: (the paper; DINO-WM's PushT); "random_state": a random start and goal as the env draws them
+    #: for DINO-WM's Wall and PointMaze (the layout of a held-out trajectory where the world has one)
+    goals: str = "dataset"
+    protocol: str = "paper"  #: the name of the protocol these settings follow (reported, not used)
     #: keep only pairs that doing nothing (zero actions for the executed length) does not solve, so a
     #: planner must act; off by default, as in the paper, where every reachable pair counts
     nontrivial: bool = False
-    replan_every: int = 5  #: MPC: env actions executed between plans (m < H)
+    replan_every: int = 5  #: MPC: env actions executed between plans (0 < m <= H x frameskip)
     mpc_steps: int = 50  #: MPC: env actions in all
     episodes: int = 512
     batch: int = 16  #: episodes planned together
@@ -87,6 +101,27 @@ class EpisodeSpec:
     start_state: np.ndarray
     goal_state: np.ndarray
     idle_success: bool = False  #: zero actions for the executed length reach the goal (doing nothing)
+
+
+#: DINO-WM's configs let MPC replan until every episode succeeds (``max_iter: null``); this many plans end it
+DINO_WM_MPC_PLANS = 10
+
+
+def protocol_settings(protocol: str, env: str, frameskip: int) -> dict[str, Any]:
+    """The :class:`PlanningConfig` fields a protocol fixes. "paper" (App. D.3, Table 8: N 300, K 10,
+    J 30, H' 5, goals 25 recorded steps ahead in held-out episodes, all 25 actions executed open loop)
+    is the dataclass's defaults; "dino-wm" follows ``conf/plan_{wall,point_maze,pusht}.yaml`` of DINO-WM."""
+    if protocol not in PROTOCOLS:
+        raise UserError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+    if protocol == "paper":
+        return {"protocol": "paper"}
+    horizon = 5  # goal_H: the planning horizon, and the model steps MPC executes before replanning
+    return {
+        "protocol": protocol, "planner": "mpc", "episodes": 50, "seed": 99, "horizon": horizon,
+        "cem": CEMConfig(samples=300, iterations=30 if env == "pusht" else 10, topk=30),
+        "goals": "dataset" if env == "pusht" else "random_state", "goal_steps": horizon * frameskip,
+        "replan_every": horizon * frameskip, "mpc_steps": DINO_WM_MPC_PLANS * horizon * frameskip,
+    }
 
 
 def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
@@ -158,9 +193,10 @@ class PlanningTask:
         return bool(self.env.eval_state(goal, final)["success"])
 
     def episodes(self, n: int, goal_steps: int, seed: int, idle_steps: int = 0,
-                 nontrivial: bool = False) -> Iterator[EpisodeSpec]:
+                 nontrivial: bool = False, goals: str = "dataset") -> Iterator[EpisodeSpec]:
         """``n`` (start, goal) pairs from held-out trajectories, cycling through them, each with whether
-        ``idle_steps`` zero actions solve it; with ``nontrivial`` only the pairs they do not solve."""
+        ``idle_steps`` zero actions solve it; with ``nontrivial`` only the pairs they do not solve.
+        Goals "random_state" draw both states with :meth:`GoalEnv.random_state_pair` instead."""
         rng = np.random.default_rng([seed, 0x91A])
         order = rng.permutation(len(self.val_positions))
         made, tries, solved = 0, 0, 0
@@ -178,7 +214,10 @@ class PlanningTask:
             ep = self.data.episode(p)
             s = int(rng.integers(0, length - goal_steps + 1))
             start = np.asarray(ep["states"][s], np.float64)
-            goal = self.env.rollout(start, ep["actions"][s : s + goal_steps])[-1]
+            if goals == "random_state":
+                start, goal = self.env.random_state_pair(rng, start)
+            else:
+                goal = self.env.rollout(start, ep["actions"][s : s + goal_steps])[-1]
             idle = self.idle_success(start, goal, idle_steps)
             if nontrivial and idle:
                 solved += 1
@@ -287,8 +326,11 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
     wm.predictor.to(torch.bfloat16 if bf16 else torch.float32)
     task = PlanningTask(wm, env_name, data)
     f = task.space.frameskip
-    if cfg.planner == "mpc" and not 0 < cfg.replan_every < cfg.horizon * f:
-        raise UserError(f"MPC replans every m < H actions: need 0 < --replan-every < {cfg.horizon * f}")
+    if cfg.goals not in GOAL_SOURCES:
+        raise UserError(f"unknown goal source {cfg.goals!r}; use one of {', '.join(GOAL_SOURCES)}")
+    if cfg.planner == "mpc" and not 0 < cfg.replan_every <= cfg.horizon * f:
+        raise UserError(f"MPC executes at most the planned actions before replanning: need 0 < --replan-every "
+                        f"<= {cfg.horizon * f} (horizon {cfg.horizon} x frameskip {f})")
     if cfg.replan_every % f and cfg.planner == "mpc":
         raise UserError(f"--replan-every must be a multiple of the frameskip {f}")
     out_dir = Path(out) if out else None
@@ -296,7 +338,8 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
     if out_dir:
         rows = _prepare_out(out_dir, _run_identity(wm, env_name, data, cfg, bf16), cfg, overwrite)
     try:
-        specs = list(task.episodes(cfg.episodes, cfg.goal_steps, cfg.seed, cfg.horizon * f, cfg.nontrivial))
+        specs = list(task.episodes(cfg.episodes, cfg.goal_steps, cfg.seed, cfg.horizon * f, cfg.nontrivial,
+                                   cfg.goals))
         _plan_batches(task, specs, rows, cfg, out_dir, videos, progress)
     except KeyboardInterrupt:
         if out_dir:
@@ -316,7 +359,7 @@ def _plan_batches(task: PlanningTask, specs: list[EpisodeSpec], rows: list[dict[
     appended to ``rows`` (and ``episodes.jsonl``) once it is finished."""
     f, device = task.space.frameskip, task.wm.device
     oracle_cfg = replace(cfg, cem=replace(cfg.cem, topk=min(cfg.cem.topk, cfg.cem.samples)))  # also under gd
-    bar = progress_bar(total=len(specs), initial=len(rows), desc=f"plan {task.env_name} ({cfg.planner})", unit="ep",
+    bar = progress_bar(total=len(specs), initial=len(rows), desc=f"plan {task.env_name} ({cfg.planner}, {cfg.protocol} protocol)", unit="ep",
                        disable=not progress)
     for b0 in range(len(rows), len(specs), cfg.batch):
         gen = torch.Generator(device=device).manual_seed(_batch_seed(cfg.seed, b0 // cfg.batch))
@@ -515,7 +558,8 @@ def summarize(rows: list[dict[str, Any]], cfg: PlanningConfig, plan_seconds: lis
     wins = sum(r["success"] for r in rows)
     budget = cfg.gd.budget if cfg.planner == "gd" else cfg.cem.budget
     out: dict[str, Any] = {
-        "env": task.env_name, "planner": cfg.planner, "cost_model": cfg.cost_model, "episodes": n,
+        "env": task.env_name, "protocol": cfg.protocol, "goals": cfg.goals, "planner": cfg.planner,
+        "cost_model": cfg.cost_model, "episodes": n,
         "success_rate": wins / n if n else 0.0, "ci95": list(wilson_ci95(wins, n)),
         "random_success_rate": float(np.mean([r["random_success"] for r in rows])) if n else 0.0,
         "mean_final_distance": float(np.mean([r["final_distance"] for r in rows])) if n else None,
