@@ -84,6 +84,8 @@ class GoalEnv(_EnvBase):  # type: ignore[misc, valid-type]
     state_dim: int = 0
     action_low: float = -1.0
     action_high: float = 1.0
+    #: whether ``step`` clips actions to ``[action_low, action_high]`` (Wall applies them as given)
+    clip_actions: bool = True
     #: Names of the state vector entries, in order (documentation and meta files).
     state_fields: tuple[str, ...] = ()
     #: Which simulation this is: written into collections and checkpoints, so that a model is never
@@ -174,7 +176,7 @@ class GoalEnv(_EnvBase):  # type: ignore[misc, valid-type]
             raise ValueError(f"{self.name}: expected an action of size {self.action_dim}, got {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{self.name}: action has non-finite entries: {arr}")
-        return np.clip(arr, self.action_low, self.action_high)
+        return np.clip(arr, self.action_low, self.action_high) if self.clip_actions else arr
 
     def _info(self) -> dict[str, Any]:
         state = self.get_state()

@@ -111,8 +111,7 @@ def run_episode(
     actions = []
     for _ in range(length):
         # the action as stored (float32) is the one applied, so replaying the file reproduces the states
-        a = np.clip(np.asarray(act(states[-1]), dtype=np.float64), env.action_low, env.action_high)
-        a = a.astype(np.float32)
+        a = env._check_action(np.asarray(act(states[-1]), dtype=np.float64)).astype(np.float32)
         obs, _, _, _, _ = env.step(a.astype(np.float64))
         actions.append(a)
         frames.append(obs)

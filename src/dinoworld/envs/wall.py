@@ -307,8 +307,9 @@ class WallEnv(GoalEnv):
     action_dim = 2
     state_dim = 4
     state_fields = ("x", "y", "wall_x", "door_y")
-    action_low = -STEP_BOUNDS[1]
+    action_low = -STEP_BOUNDS[1]  # the range random actions are drawn from; steps apply any action as given
     action_high = STEP_BOUNDS[1]
+    clip_actions = False  # the reference moves the dot by 2 * action, unclipped
     world_version = dino_wm_world("wall")
 
     def __init__(self, img_size: int = 224, layout: tuple[float, float] | None = None) -> None:
@@ -389,14 +390,6 @@ class WallEnv(GoalEnv):
         dist = float(np.linalg.norm(np.asarray(goal_state)[:2] - np.asarray(state)[:2]))
         return {"success": dist < SUCCESS_DIST, "distance": dist}
 
-    def _check_action(self, action: np.ndarray) -> np.ndarray:
-        """Shape and finiteness only: the reference applies actions unclipped."""
-        arr = np.asarray(action, dtype=np.float64).reshape(-1)
-        if arr.shape[0] != self.action_dim:
-            raise ValueError(f"{self.name}: expected an action of size {self.action_dim}, got {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{self.name}: action has non-finite entries: {arr}")
-        return arr
 
     def _apply_action(self, action: np.ndarray) -> None:
         s = self._state
