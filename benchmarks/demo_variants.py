@@ -38,12 +38,14 @@ def main() -> None:
     p.add_argument("--out", type=Path, help="where the runs go (default DEMO_DIR/variants)")
     a = p.parse_args()
     if not (a.demo_dir / "metrics.json").is_file() or not (a.demo_dir / "cache" / "train").is_dir():
-        raise SystemExit(f"error: {a.demo_dir} is not a finished demo folder; run `dinoworld demo --out {a.demo_dir}` first")
+        raise SystemExit(f"error: {a.demo_dir} is not a finished demo folder; "
+                         f"run `dinoworld demo --out {a.demo_dir}` first")
     encoder = load_encoder(json.loads((a.demo_dir / "metrics.json").read_text())["encoder"], local_only=True)
     vals = sorted(str(v) for v in (a.demo_dir / "videos" / "val").rglob("*.mp4") if "real" not in v.parts)
     overrides = parse_overrides(a.set)
     print(f"{torch.get_num_threads()} threads; overrides {overrides or 'none'}; {a.steps} steps; {len(vals)} clips")
-    print("| seed | train s | L1 AR first / last horizon | horizons beating both | arrival 1st / 2nd | loss / copy-last |")
+    print("| seed | train s | L1 AR first / last horizon | horizons beating both | arrival 1st / 2nd "
+          "| loss / copy-last |")
     print("|---|---|---|---|---|---|")
     for seed in a.seeds:
         run = (a.out or a.demo_dir / "variants") / f"seed{seed}"

@@ -13,8 +13,7 @@ import time
 
 import torch
 
-from dinoworld.model import build_predictor
-from dinoworld.model import WorldModel
+from dinoworld.model import WorldModel, build_predictor
 
 
 def main() -> None:

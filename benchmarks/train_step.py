@@ -172,7 +172,8 @@ def main() -> None:
                       f"{row['tflops_s']:8.2f} {mfu:>13} {mem} {row['warmup_s']:7.1f}", flush=True)
                 if a.jsonl:
                     with open(a.jsonl, "a") as f:
-                        f.write(json.dumps({"device": torch.cuda.get_device_name(device) if gpu else "cpu", **row}) + "\n")
+                        name = torch.cuda.get_device_name(device) if gpu else "cpu"
+                        f.write(json.dumps({"device": name, **row}) + "\n")
 
 
 if __name__ == "__main__":

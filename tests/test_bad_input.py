@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import one_error_line
 from dinoworld.cli import build_parser, main
 from dinoworld.cli.common import nonneg_float, nonneg_int, positive_float, positive_int
 from dinoworld.train import TrainConfig
@@ -47,13 +48,8 @@ def _numeric_cases():
         for a in parser._actions:
             if a.type in REFUSED:
                 for bad in REFUSED[a.type]:
-                    yield pytest.param(words, a.option_strings[0], bad, id=f"{' '.join(words)} {a.option_strings[0]}={bad}")
-
-
-def _one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
+                    flag = a.option_strings[0]
+                    yield pytest.param(words, flag, bad, id=f"{' '.join(words)} {flag}={bad}")
 
 
 def _listing(root: Path) -> list[str]:
@@ -73,7 +69,7 @@ def test_numbers_out_of_range_are_one_line(words, flag, bad, tmp_path, monkeypat
     with pytest.raises(SystemExit) as e:
         main([*words, *MINIMAL[" ".join(words)], f"{flag}={bad}"])
     assert e.value.code == 2
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys)
     assert flag in line and bad in line and ("integer" in line or "number" in line)
     assert _listing(tmp_path) == []
 
@@ -127,7 +123,7 @@ def test_config_values_out_of_range_are_one_line(key, bad, tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     value = bad if isinstance(bad, str) else repr(bad)
     assert main(["train", f"{key}={value}", "out_dir=run"]) == 2
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys)
     assert key.split(".")[-1] in line or "YAML" in line
     assert _listing(tmp_path) == []
 
@@ -136,7 +132,7 @@ def test_a_config_file_that_is_not_yaml_is_one_line(tmp_path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.yaml").write_text("optim:\n  lr: [1\n")
     assert main(["train", "--config", "bad.yaml", "out_dir=run"]) == 2
-    assert "not valid YAML at line" in _one_error_line(capsys.readouterr().err)
+    assert "not valid YAML at line" in one_error_line(capsys)
     assert _listing(tmp_path) == ["bad.yaml"]
 
 
@@ -151,7 +147,8 @@ UNWRITABLE = {
     "rollout": ["rollout", "v.mp4", "--checkpoint", "c", "--out", "FILE/rollout"],
     "demo": ["demo", "--out", "FILE/demo"],
     "eval physics": ["eval", "physics", "--dataset", "folder", "--root", "r", "--checkpoint", "c", "--out", "FILE/o"],
-    "eval forecast": ["eval", "forecast", "--dataset", "synthetic", "--root", "r", "--checkpoint", "c", "--out", "FILE/o"],
+    "eval forecast": ["eval", "forecast", "--dataset", "synthetic", "--root", "r", "--checkpoint", "c",
+                      "--out", "FILE/o"],
     "eval forecast --heads": ["eval", "forecast", "--dataset", "synthetic", "--root", "r", "--checkpoint", "c",
                               "--heads", "FILE/heads"],
     "make-physics-probe": ["make-physics-probe", "--out", "FILE/probe"],
@@ -166,7 +163,7 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(case
     (tmp_path / "FILE").write_text("a regular file\n")
     before = _listing(tmp_path)
     assert main(UNWRITABLE[case]) == 2
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys)
     assert ("FILE" in line and "not a folder" in line) or "longer than 255" in line
     assert _listing(tmp_path) == before
 
@@ -186,7 +183,7 @@ def test_a_fault_of_the_operating_system_is_one_line(code, words, tmp_path, monk
 
     monkeypatch.setattr(dinoworld.model, "count_parameters", fail)  # any verb: info is the cheapest
     assert main(["info", "--size", "tiny"]) == 2
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys)
     assert words in line
     if code == errno.ENOSPC:
         assert "rollout.png" in line and "MiB free on" in line

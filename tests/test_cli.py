@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+from conftest import one_error_line
 from dinoworld.cli import main
 
 
@@ -20,8 +21,7 @@ def test_info_giant_on_meta_is_instant(capsys):
 
 def test_user_error_is_one_line(capsys):
     assert main(["info", "--size", "huge"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: unknown predictor size")
+    assert one_error_line(capsys).startswith("error: unknown predictor size")
 
 
 def test_module_entry_points_know_every_verb():

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import one_error_line, tiny_train_args, train_tiny, truncate
 from dinoworld.cli import build_parser, main
-from dinoworld.config import load_config
 from dinoworld.data import write_synthetic_dataset
 from dinoworld.errors import UserError
 from dinoworld.model.folder import complete_checkpoints, latest_checkpoint
-from dinoworld.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,33 +29,7 @@ def videos(tmp_path_factory):
     return root
 
 
-def _cfg(videos, out, *extra):
-    return [
-        f"out_dir={out}", f"data.source={videos / 'train'}", "model.size=tiny", "model.encoder=pixel-pyramid",
-        "optim.batch_size=4", "optim.micro_batch_size=2", "optim.lr=1e-3", "optim.warmup_steps=2",
-        "data.num_frames=3", "data.dt_min=0.1", "data.dt_max=0.3", "data.num_workers=0",
-        "stages=[{steps: 6, resolution: 28}]", "log_every=1", "ckpt_every=3", "tensorboard=false",
-        "progress=false", *extra,
-    ]
-
-
-def _run(videos, out, *extra, resume=True, max_steps=None):
-    cfg = load_config(TrainConfig, None, _cfg(videos, out, *extra))
-    return train(cfg, resume=resume, max_steps=max_steps, return_model=True)
-
-
-def _one_error_line(capsys) -> str:
-    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("error:")]
-    assert len(err) == 1, err
-    return err[0]
-
-
 # ------------------------------------------------------------------------- damaged checkpoints
-def _truncate(path: Path, fraction: float = 0.5) -> None:
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * fraction)])
-
-
 def _edit_config(folder: Path, **changes) -> None:
     cfg = json.loads((folder / "config.json").read_text())
     for k, v in changes.items():
@@ -68,10 +41,10 @@ def _edit_config(folder: Path, **changes) -> None:
 
 
 DAMAGE = {
-    "truncated weights": (lambda d: _truncate(d / "model.safetensors"), "model.safetensors cannot be read"),
+    "truncated weights": (lambda d: truncate(d / "model.safetensors"), "model.safetensors cannot be read"),
     "garbage weights": (lambda d: (d / "model.safetensors").write_bytes(b"not a tensor file" * 40),
                         "model.safetensors cannot be read"),
-    "truncated config": (lambda d: _truncate(d / "config.json", 0.3), "config.json is not valid JSON"),
+    "truncated config": (lambda d: truncate(d / "config.json", 0.3), "config.json is not valid JSON"),
     "binary config": (lambda d: (d / "config.json").write_bytes(b"\xff\xfe\0junk"), "config.json is not valid JSON"),
     "config of a list": (lambda d: (d / "config.json").write_text("[1, 2]"), "has format 'list'"),
     "wrongly typed predictor field": (lambda d: _edit_config(d, predictor_dim="abc"),
@@ -105,29 +78,29 @@ def test_rollout_of_a_damaged_checkpoint_is_one_error_line(damage, good_checkpoi
     mutate(folder)
     rc = main(["rollout", rollout_video, "--checkpoint", str(folder), "--horizon", "0.5", "--out", str(tmp_path / "o")])
     assert rc == 2
-    assert re.search(message, _one_error_line(capsys)), damage
+    assert re.search(message, one_error_line(capsys, alone=False)), damage
 
 
 def test_truncated_train_state_is_one_error_line(videos, tmp_path, capsys):
-    _run(videos, tmp_path, resume=False, max_steps=3)
-    _truncate(latest_checkpoint(tmp_path) / "train_state.pt")
-    assert main(["train", *_cfg(videos, tmp_path), "--max-steps", "4"]) == 2
-    line = _one_error_line(capsys)
+    train_tiny(videos, tmp_path, resume=False, max_steps=3)
+    truncate(latest_checkpoint(tmp_path) / "train_state.pt")
+    assert main(["train", *tiny_train_args(videos, tmp_path), "--max-steps", "4"]) == 2
+    line = one_error_line(capsys, alone=False)
     assert "train_state.pt cannot be read" in line and "--no-resume" in line
 
 
 # ------------------------------------------------------------------------------------- resume
 @pytest.mark.parametrize("fault", ["missing", "truncated", "weights"])
 def test_resume_falls_back_to_newest_usable_checkpoint(videos, tmp_path, capsys, fault):
-    _run(videos, tmp_path, resume=False)  # checkpoints at steps 3 and 6
+    train_tiny(videos, tmp_path, resume=False)  # checkpoints at steps 3 and 6
     newest = latest_checkpoint(tmp_path)
     assert newest.name == "step_00000006"
     if fault == "missing":
         (newest / "train_state.pt").unlink()
     else:
-        _truncate(newest / ("model.safetensors" if fault == "weights" else "train_state.pt"))
+        truncate(newest / ("model.safetensors" if fault == "weights" else "train_state.pt"))
     capsys.readouterr()
-    out = _run(videos, tmp_path, max_steps=5)
+    out = train_tiny(videos, tmp_path, max_steps=5)
     said = capsys.readouterr().out
     assert out["start_step"] == 3 and out["step"] == 5
     lines = [line for line in said.splitlines() if "newest usable checkpoint step_00000003" in line]
@@ -138,24 +111,24 @@ def test_resume_falls_back_to_newest_usable_checkpoint(videos, tmp_path, capsys,
 
 
 def test_stale_temporary_checkpoint_folders_are_removed_on_start(videos, tmp_path):
-    _run(videos, tmp_path, resume=False, max_steps=3)
+    train_tiny(videos, tmp_path, resume=False, max_steps=3)
     root = tmp_path / "checkpoints"
     torn = [root / ".tmp-step_00000006-999", root / ".old-step_00000003-998"]
     for t in torn:
         t.mkdir()
         (t / "model.safetensors").write_bytes(b"\0" * 10)
-    assert _run(videos, tmp_path, max_steps=4)["start_step"] == 3
+    assert train_tiny(videos, tmp_path, max_steps=4)["start_step"] == 3
     assert not any(t.exists() for t in torn)
 
 
 def test_metrics_have_one_row_per_step_after_resume(videos, tmp_path):
     from dinoworld.train.logging import read_metrics
 
-    _run(videos, tmp_path, resume=False, max_steps=5)  # logged 1..5, checkpoint at 3
+    train_tiny(videos, tmp_path, resume=False, max_steps=5)  # logged 1..5, checkpoint at 3
     (tmp_path / "checkpoints" / "step_00000005").rename(tmp_path / "checkpoints" / "gone")  # killed before 5 was saved
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 6, "train/lo')  # a row torn by the kill
-    assert _run(videos, tmp_path)["start_step"] == 3
+    assert train_tiny(videos, tmp_path)["start_step"] == 3
     steps = [r["step"] for r in read_metrics(tmp_path)]
     assert steps == [1, 2, 3, 4, 5, 6]
 
@@ -163,7 +136,7 @@ def test_metrics_have_one_row_per_step_after_resume(videos, tmp_path):
 def test_ctrl_c_saves_the_current_step_and_resume_continues(videos, tmp_path, monkeypatch, capsys):
     import dinoworld.train.loop as loop
 
-    straight = _run(videos, tmp_path / "straight", resume=False)["model"]
+    straight = train_tiny(videos, tmp_path / "straight", resume=False)["model"]
     real = loop.teacher_forcing_loss
     calls = {"n": 0}
 
@@ -175,11 +148,11 @@ def test_ctrl_c_saves_the_current_step_and_resume_continues(videos, tmp_path, mo
 
     monkeypatch.setattr(loop, "teacher_forcing_loss", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        _run(videos, tmp_path / "run", resume=False)
+        train_tiny(videos, tmp_path / "run", resume=False)
     assert "saved a checkpoint at step 4" in capsys.readouterr().out
     assert latest_checkpoint(tmp_path / "run").name == "step_00000004"  # ckpt_every=3: only Ctrl-C saved 4
     monkeypatch.setattr(loop, "teacher_forcing_loss", real)
-    resumed = _run(videos, tmp_path / "run")
+    resumed = train_tiny(videos, tmp_path / "run")
     assert resumed["start_step"] == 4 and resumed["step"] == 6
     for (n, p), q in zip(straight.named_parameters(), resumed["model"].parameters()):
         assert torch.equal(p, q), n  # the interrupted run resumes exactly
@@ -196,9 +169,9 @@ def test_skipped_videos_are_counted_once_each(videos, tmp_path, capsys):
     bad = write_bad_files(src, sorted((videos / "train").glob("*.mp4"))[0])
     assert len(bad) == 4
     # 6 steps x 4 clips from 4 good videos = 6 epochs, each meeting the 4 bad files again
-    half = _run(videos, tmp_path / "run", f"data.source={src}", resume=False, max_steps=3)
+    half = train_tiny(videos, tmp_path / "run", f"data.source={src}", resume=False, max_steps=3)
     assert half["skipped_videos"] == 4
-    out = _run(videos, tmp_path / "run", f"data.source={src}")  # the set survives a resume
+    out = train_tiny(videos, tmp_path / "run", f"data.source={src}")  # the set survives a resume
     assert out["skipped_videos"] == 4 and out["skip_events"] >= 20
     said = capsys.readouterr().out
     assert "skipped 4 unreadable or too-short videos" in said
@@ -215,10 +188,10 @@ def test_a_feature_cache_refuses_another_encoder(videos, tmp_path):
     encode_videos_to_cache(paths, load_encoder("pixel-pyramid"), tmp_path / "cache", fps=8.0, size=(28, 28),
                            progress=False)
     with pytest.raises(UserError, match=r"feature cache of encoder 'pixel-pyramid' but model.encoder=dinov2-s14-reg"):
-        _run(videos, tmp_path / "bad", f"data.source={tmp_path / 'cache'}", "model.encoder=dinov2-s14-reg",
+        train_tiny(videos, tmp_path / "bad", f"data.source={tmp_path / 'cache'}", "model.encoder=dinov2-s14-reg",
              "stages=[{steps: 1, resolution: 28}]")
     # the default encoder name means "the cache's": it trains and records the cache's encoder
-    ok = _run(videos, tmp_path / "ok", f"data.source={tmp_path / 'cache'}", "model.encoder=dinov2-b14-reg",
+    ok = train_tiny(videos, tmp_path / "ok", f"data.source={tmp_path / 'cache'}", "model.encoder=dinov2-b14-reg",
               "stages=[{steps: 1, resolution: 28}]")
     from dinoworld.model.folder import read_meta
 
@@ -228,16 +201,16 @@ def test_a_feature_cache_refuses_another_encoder(videos, tmp_path):
 # ----------------------------------------------------------------------------- encoder weights
 def test_missing_encoder_weights_name_the_verbs_own_option(videos, tmp_path, capsys):
     # train has no --encoder-weights flag: it must point at model.encoder_weights=PATH
-    assert main(["train", *_cfg(videos, tmp_path), "model.encoder=dinov2-s14-reg"]) == 2
-    line = _one_error_line(capsys)
+    assert main(["train", *tiny_train_args(videos, tmp_path), "model.encoder=dinov2-s14-reg"]) == 2
+    line = one_error_line(capsys, alone=False)
     assert "model.encoder_weights=PATH" in line and "--encoder-weights" not in line
-    assert main(["train", *_cfg(videos, tmp_path), "model.encoder=dinov2-s14-reg",
+    assert main(["train", *tiny_train_args(videos, tmp_path), "model.encoder=dinov2-s14-reg",
                  "model.encoder_weights=/no/such/dir"]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys, alone=False)
     assert "does not exist" in line and "model.encoder_weights=PATH" in line and "--encoder-weights" not in line
     # encode has the flag
     assert main(["encode", str(videos / "train"), "--out", str(tmp_path / "c"), "--encoder", "dinov2-s14-reg"]) == 2
-    assert "--encoder-weights PATH" in _one_error_line(capsys)
+    assert "--encoder-weights PATH" in one_error_line(capsys, alone=False)
 
 
 def test_unreachable_hub_fails_at_once(tmp_path):

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import one_error_line, write_collection, write_tiny_checkpoint
 from dinoworld.cli import main
-from dinoworld.data.trajectories import FORMAT_NAME, FORMAT_VERSION, META_FILE, episode_path, write_episode
+from dinoworld.data.trajectories import episode_path
 from dinoworld.data.trajectory_clips import num_windows, split_episodes, steps_for_epochs, trajectory_info
 from dinoworld.envs.collect import collect
-from dinoworld.model import CheckpointMeta, EncoderInfo, build_predictor, group_actions
-from dinoworld.model.folder import latest_checkpoint, read_model_folder, write_model_folder
+from dinoworld.model import group_actions
+from dinoworld.model.folder import latest_checkpoint, read_model_folder
 from dinoworld.train.distributed import Dist
 from dinoworld.train.finetune import finetune_config
 from dinoworld.train.streams import make_stream as trajectory_stream
@@ -48,11 +49,9 @@ def _train_stats(root, train_ids):
 
 @pytest.fixture()
 def init_ckpt(tmp_path):
-    """A 'pre-trained' unconditional tiny predictor for the pixel-pyramid stand-in (36-d tokens)."""
-    model = build_predictor("tiny", in_dim=36)
-    folder = tmp_path / "init"
-    write_model_folder(folder, model.state_dict(), CheckpointMeta(model.cfg.to_dict(), EncoderInfo("pixel-pyramid")))
-    return folder, {k: v.clone() for k, v in model.state_dict().items()}
+    """A 'pre-trained' unconditional tiny predictor for the pixel-pyramid stand-in, and its weights."""
+    folder = write_tiny_checkpoint(tmp_path / "init")
+    return folder, read_model_folder(folder)[1]
 
 
 # ----------------------------------------------------------------------------------- clips
@@ -160,14 +159,11 @@ def test_mode_and_data_errors_are_one_line(wall, tmp_path, init_ckpt, capsys):
     ]
     for (mode, *extra), needle in cases:
         assert _finetune(wall, tmp_path / "x", mode, *extra, *TINY) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]
+        assert needle in one_error_line(capsys)
     assert main(["finetune", "--env", "wall", "--data", str(tmp_path / "nope"), "--mode", "scratch"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no such folder" in err[0]
+    assert "no such folder" in one_error_line(capsys)
     assert main(["finetune", "--env", "pusht", "--data", str(wall), "--mode", "scratch"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "holds wall" in err[0]
+    assert "holds wall" in one_error_line(capsys)
     assert not (tmp_path / "x").exists()  # nothing was started
 
 
@@ -226,16 +222,16 @@ def _write_colour_world(root, episodes=60, steps=20, size=28, seed=0):
     determined by the last raw action of model action ``k`` and by nothing in the context.
     """
     rng = np.random.default_rng(seed)
-    for i in range(episodes):
+
+    def episode() -> dict[str, np.ndarray]:
         a = rng.uniform(-1, 1, size=(steps, 2)).astype(np.float32)
         colour = np.full((steps + 1, 3), 128.0)
         colour[0] = rng.uniform(28, 228, 3)
         colour[1:, :2] = 128 + 100 * a
         frames = np.broadcast_to(colour[:, None, None, :], (steps + 1, size, size, 3)).round().astype(np.uint8)
-        write_episode(episode_path(root, i), {"frames": frames, "actions": a, "states": colour.astype(np.float32),
-                                              "goal": np.zeros(3, np.float32)})
-    (root / META_FILE).write_text(json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, "action_dim": 2,
-                                              "state_dim": 3, "img_size": size}))
+        return {"frames": frames, "actions": a, "states": colour.astype(np.float32), "goal": np.zeros(3, np.float32)}
+
+    write_collection(root, (episode() for _ in range(episodes)), action_dim=2, state_dim=3, img_size=size)
 
 
 def test_learns_to_use_actions(tmp_path, capsys):
@@ -290,10 +286,9 @@ def test_cpu_config_loads_and_really_runs(wall, tmp_path, capsys):
     assert cfg.optim.batch_size <= 32 and cfg.data.num_workers == 0
     assert cpu_warning(cfg) is None
     # a tiny pre-trained init at 112 px is CPU-sized too, whatever the default model.size says
-    init = tmp_path / "init"
-    write_model_folder(init, build_predictor("tiny", in_dim=36).state_dict(),
-                       CheckpointMeta(build_predictor("tiny", in_dim=36).cfg.to_dict(), EncoderInfo("pixel-pyramid")))
-    tiny_init = finetune_config("wall", str(wall), "frozen", init=str(init), overrides=["stages=[{steps: 3, resolution: 112}]"])
+    init = write_tiny_checkpoint(tmp_path / "init")
+    tiny_init = finetune_config("wall", str(wall), "frozen", init=str(init),
+                                overrides=["stages=[{steps: 3, resolution: 112}]"])
     assert tiny_init.model.size == "base" and cpu_warning(tiny_init) is None
     out = tmp_path / "run"
     assert _finetune(wall, out, "scratch", "--config", CPU_CONFIG, "--max-steps", "2", "--check-batches", "1") == 0

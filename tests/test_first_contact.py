@@ -9,21 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import one_error_line, truncate, write_collection, write_tiny_checkpoint
 from dinoworld.errors import UserError
-from dinoworld.model import CheckpointMeta, EncoderInfo, WorldModel, build_predictor
+from dinoworld.model import WorldModel, build_predictor
 from dinoworld.model import world_model as wm_module
-from dinoworld.model.folder import checkpoint_folder, load_predictor, read_meta, write_model_folder
+from dinoworld.model.folder import checkpoint_folder, load_predictor, read_meta
 
 
 def _warnings(capsys) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-
-
-def _tiny_checkpoint(folder: Path, step: int | None = None, seed: int = 0) -> Path:
-    torch.manual_seed(seed)
-    model = build_predictor("tiny", in_dim=36)
-    return write_model_folder(folder, model.state_dict(),
-                              CheckpointMeta(model.cfg.to_dict(), EncoderInfo("pixel-pyramid"), step=step))
 
 
 # --------------------------------------------------------------------- paths and hub ids
@@ -84,19 +78,15 @@ def test_an_unreachable_hub_is_one_line(hub_cache, monkeypatch):
 def test_a_hub_id_in_the_cache_loads_offline_and_a_local_folder_wins(hub_cache, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     repo = hub_cache / "models--someone--model"
-    _tiny_checkpoint(repo / "snapshots" / "abc123", step=7)
+    write_tiny_checkpoint(repo / "snapshots" / "abc123", step=7)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("abc123")
     assert WorldModel.from_pretrained("someone/model", load_encoder_model=False).meta.step == 7
-    _tiny_checkpoint(Path("someone") / "model", step=8)  # the same name as a local folder
+    write_tiny_checkpoint(Path("someone") / "model", step=8)  # the same name as a local folder
     assert WorldModel.from_pretrained("someone/model", load_encoder_model=False).meta.step == 8
 
 
 # ------------------------------------------------------------- damaged checkpoints of a run
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
 def _nan_weights(folder: Path) -> None:
     from safetensors.torch import load_file, save_file
 
@@ -106,7 +96,7 @@ def _nan_weights(folder: Path) -> None:
 
 
 DAMAGE = {
-    "truncated weights": lambda d: _truncate(d / "model.safetensors"),
+    "truncated weights": lambda d: truncate(d / "model.safetensors"),
     "NaN weights": _nan_weights,
     "invalid config": lambda d: (d / "config.json").write_text("{not json"),
     "config of another shape": lambda d: (d / "config.json").write_text(
@@ -118,7 +108,7 @@ DAMAGE = {
 def run(tmp_path):
     root = tmp_path / "run"
     for step in (3, 6):
-        _tiny_checkpoint(root / "checkpoints" / f"step_{step:08d}", step=step, seed=step)
+        write_tiny_checkpoint(root / "checkpoints" / f"step_{step:08d}", step=step, seed=step)
     return root
 
 
@@ -144,7 +134,7 @@ def test_a_run_folder_falls_back_to_its_newest_checkpoint_that_loads(run, damage
 
 def test_a_run_whose_checkpoints_are_all_damaged_is_one_error(run, capsys):
     for step in (3, 6):
-        _truncate(run / "checkpoints" / f"step_{step:08d}" / "model.safetensors")
+        truncate(run / "checkpoints" / f"step_{step:08d}" / "model.safetensors")
     with pytest.raises(UserError) as err:
         load_predictor(run)
     msg = str(err.value)
@@ -157,7 +147,7 @@ def test_the_cli_loads_a_run_with_a_damaged_newest_checkpoint(run, tmp_path, cap
 
     write_synthetic_dataset(tmp_path / "v", num_videos=1, seconds=2.0, size=56, seed=0)
     video = str(next((tmp_path / "v").glob("*.mp4")))
-    _truncate(run / "checkpoints" / "step_00000006" / "model.safetensors")
+    truncate(run / "checkpoints" / "step_00000006" / "model.safetensors")
     capsys.readouterr()
     assert main(["rollout", video, "--checkpoint", str(run), "--horizon", "0.5", "--out", str(tmp_path / "o")]) == 0
     lines = _warnings(capsys)
@@ -166,19 +156,16 @@ def test_the_cli_loads_a_run_with_a_damaged_newest_checkpoint(run, tmp_path, cap
 
 # ----------------------------------------------------------------- small trajectory collections
 def _collection(root: Path, episodes: int, steps: int, size: int = 28) -> Path:
-    from dinoworld.data.trajectories import FORMAT_NAME, FORMAT_VERSION, META_FILE, episode_path, write_episode
-
     rng = np.random.default_rng(0)
-    root.mkdir(parents=True)
-    for i in range(episodes):
+
+    def episode() -> dict[str, np.ndarray]:
         frames = rng.integers(0, 255, (steps + 1, size, size, 3), dtype=np.uint8)
         actions = rng.uniform(-1, 1, (steps, 2)).astype(np.float32)
-        write_episode(episode_path(root, i), {"frames": frames, "actions": actions,
-                                              "states": np.zeros((steps + 1, 2), np.float32),
-                                              "goal": np.zeros(2, np.float32)})
-    (root / META_FILE).write_text(json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION, "env": "wall",
-                                              "action_dim": 2, "state_dim": 2, "img_size": size}))
-    return root
+        return {"frames": frames, "actions": actions, "states": np.zeros((steps + 1, 2), np.float32),
+                "goal": np.zeros(2, np.float32)}
+
+    return write_collection(root, (episode() for _ in range(episodes)), env="wall", action_dim=2, state_dim=2,
+                            img_size=size)
 
 
 CPU = ["model.size=tiny", "model.encoder=pixel-pyramid", "finetune.resolution=56", "optim.batch_size=16"]
@@ -238,7 +225,7 @@ def test_heldout_check_problem_predicts_the_action_check(tmp_path):
 def test_finetune_init_from_a_run_with_a_damaged_newest_checkpoint(run, tmp_path, capsys):
     from dinoworld.train.finetune import finetune_config
 
-    _truncate(run / "checkpoints" / "step_00000006" / "model.safetensors")
+    truncate(run / "checkpoints" / "step_00000006" / "model.safetensors")
     data = _collection(tmp_path / "wall", episodes=12, steps=20)
     capsys.readouterr()
     cfg = finetune_config("wall", str(data), "frozen", init=str(run), overrides=CPU)
@@ -308,7 +295,6 @@ def test_encoding_only_bad_videos_is_an_error_and_leaves_no_cache(tmp_path, caps
     import warnings
 
     from _video_files import write_indexed_video
-
     from dinoworld.cli import main
     from dinoworld.data.cache import encode_videos_to_cache
     from dinoworld.data.factory import detect_kind
@@ -342,6 +328,5 @@ def test_encoding_only_bad_videos_is_an_error_and_leaves_no_cache(tmp_path, caps
         capsys.readouterr()
         assert main(["encode", str(src), "--out", str(tmp_path / "c2"), "--encoder", "pixel-pyramid",
                      "--resolution", "28"]) == 2
-    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(err_lines) == 1 and "none of the 2 videos" in err_lines[0]
+    assert "none of the 2 videos" in one_error_line(capsys, alone=False)
     assert not (tmp_path / "c2").exists()

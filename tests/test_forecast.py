@@ -133,9 +133,11 @@ def test_sliding_windows_on_a_size_that_is_not_a_multiple_of_the_stride():
 
     # averaging: windows that agree give the map back exactly; overlaps average
     full = torch.arange(2 * 500 * 1000, dtype=torch.float64).view(2, 500, 1000)
-    out = sliding_average(lambda bs: torch.stack([full[:, t : t + h, l : l + w] for t, l, h, w in bs]), 500, 1000, 448, 300)
+    out = sliding_average(lambda bs: torch.stack([full[:, t : t + h, l : l + w] for t, l, h, w in bs]),
+                          500, 1000, 448, 300)
     assert torch.equal(out, full)
-    ones = sliding_average(lambda bs: torch.stack([torch.full((1, h, w), float(k)) for k, (t, l, h, w) in enumerate(bs)]),
+    ones = sliding_average(lambda bs: torch.stack([torch.full((1, h, w), float(k))
+                                                   for k, (t, l, h, w) in enumerate(bs)]),
                            500, 1000, 448, 300)
     assert ones[0, 0, 0] == 0.0 and ones[0, 499, 999] == 5.0
     assert ones[0, 0, 400] == pytest.approx(0.5)  # covered by windows 0 and 1 (columns 300..447)
@@ -206,7 +208,8 @@ def _png(path, h=8, w=16, value=0):
 def test_cityscapes_reader(tmp_path):
     root = tmp_path / "cs"
     for f in range(275, 305):  # a 30-frame snippet; the annotated frame is the 20th: 294
-        _png(root / "leftImg8bit_sequence" / "val" / "frankfurt" / f"frankfurt_000000_{f:06d}_leftImg8bit.png", value=f - 275)
+        _png(root / "leftImg8bit_sequence" / "val" / "frankfurt" / f"frankfurt_000000_{f:06d}_leftImg8bit.png",
+             value=f - 275)
     gt = root / "gtFine" / "val" / "frankfurt"
     write_index_png(gt / "frankfurt_000000_000294_gtFine_labelTrainIds.png", np.full((8, 16), 13, np.uint8))
     write_index_png(gt / "frankfurt_000000_000294_gtFine_labelIds.png", np.full((8, 16), 26, np.uint8))
@@ -372,12 +375,14 @@ def test_copy_last_as_the_model_scores_as_copy_last(probe):
 def test_eval_forecast_cli_json(probe, tmp_path, capsys):
     ckpt = _wm().save_pretrained(tmp_path / "ckpt")
     heads = tmp_path / "heads"
-    argv = ["eval", "forecast", "--dataset", "synthetic", "--root", str(probe), "--checkpoint", str(ckpt), "--heads", str(heads),
-            "--head-steps", "10", "--head-batch-size", "4", "--device", "cpu", "--out", str(tmp_path / "o"), "--json"]
+    argv = ["eval", "forecast", "--dataset", "synthetic", "--root", str(probe), "--checkpoint", str(ckpt),
+            "--heads", str(heads), "--head-steps", "10", "--head-batch-size", "4", "--device", "cpu",
+            "--out", str(tmp_path / "o"), "--json"]
     assert main(argv) == 0
     cap = capsys.readouterr()
     res, out = json.loads(cap.out), cap.err  # stdout holds the JSON alone; the table goes to stderr
-    assert set(res["miou"]) == {"present", "short", "mid"} and set(res["miou"]["mid"]) == {"model", "copy_last", "context_mean"}
+    assert set(res["miou"]) == {"present", "short", "mid"}
+    assert set(res["miou"]["mid"]) == {"model", "copy_last", "context_mean"}
     assert set(res["rmse"]["short"]) == {"model", "copy_last", "context_mean"} and res["rmse"]["present"] > 0
     assert "predicted" in out and "copy-last" in out and "present" in out
     assert res["ci95"]["miou"]["mid"] == {"model_minus_copy_last": None, "model_minus_context_mean": None}

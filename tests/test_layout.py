@@ -132,9 +132,9 @@ def cli_surface() -> dict[str, list[dict]]:
                     rows(p, f"{prefix} {name}", out)
                 items.append({"flags": [a.dest], "subcommands": sorted(a.choices)})
                 continue
+            plain = isinstance(a.default, (int, float, str, bool, type(None)))
             items.append({"flags": list(a.option_strings) or [a.dest], "required": bool(a.required),
-                          "nargs": a.nargs, "default": a.default if isinstance(a.default, (int, float, str, bool,
-                                                                                           type(None))) else repr(a.default),
+                          "nargs": a.nargs, "default": a.default if plain else repr(a.default),
                           "choices": list(a.choices) if a.choices else None})
         out[prefix] = items
 
@@ -173,7 +173,8 @@ def test_checkpoint_written_before_the_move_loads_and_predicts_the_same():
     space = meta.action_space()
     assert space.frameskip == 2 and space.env == "wall" and space.model_dim == 4 == model.cfg.action_dim
     wm = WorldModel.from_pretrained(folder, load_encoder_model=False)
-    assert torch.equal(wm.action_space.mean, torch.tensor([0.1, -0.2])) and torch.equal(wm.action_space.std, torch.tensor([0.5, 0.25]))
+    assert torch.equal(wm.action_space.mean, torch.tensor([0.1, -0.2]))
+    assert torch.equal(wm.action_space.std, torch.tensor([0.5, 0.25]))
 
 
 def test_save_pretrained_round_trips_metadata(tmp_path):

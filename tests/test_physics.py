@@ -95,7 +95,8 @@ def test_surprise_by_hand_with_actual_timestamps():
         want.append(abs(float(b + (b - a) / (tb - ta) * (times[j] - tb)) - float(vals[j])))
     np.testing.assert_allclose(s.curve, want, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(s.copy_last, [3, 5, 7, 9])  # |x_j - x_{j-1}|
-    assert s.stat() == pytest.approx(np.mean(want), rel=1e-5) and s.stat(how="max") == pytest.approx(max(want), rel=1e-5)
+    assert s.stat() == pytest.approx(np.mean(want), rel=1e-5)
+    assert s.stat(how="max") == pytest.approx(max(want), rel=1e-5)
     assert s.stat("copy_last") == 6 and s.stat("copy_last", "max") == 9
     np.testing.assert_allclose(s.context_mean, [3.5, 6.5, 9.5, 12.5])  # |x_j - mean(x_{j-2}, x_{j-1})|
     # two batches of two windows, context at the actual timestamps, query at the target's
@@ -138,7 +139,8 @@ def test_intphys_reader_splits_quadruplets(tmp_path):
             d = tmp_path / block / "scene_07" / str(movie)
             (d / "scene").mkdir(parents=True)
             for k in range(6):
-                Image.fromarray(np.full((28, 28, 3), 10 * k + movie, np.uint8)).save(d / "scene" / f"scene_{k + 1:03d}.png")
+                frame = Image.fromarray(np.full((28, 28, 3), 10 * k + movie, np.uint8))
+                frame.save(d / "scene" / f"scene_{k + 1:03d}.png")
             (d / "status.json").write_text(json.dumps({"header": {"is_possible": movie in (1, 3)}}))
     (tmp_path / "O1" / "readme.txt").write_text("ignored")
     ps = read_pairs("intphys", tmp_path)
@@ -178,7 +180,8 @@ def test_inflevel_reader_from_csv(tmp_path):
     ps = read_pairs("inflevel", tmp_path)
     assert len(ps.pairs) == 2 and all(p.property == "continuity" for p in ps.pairs)
     first, second = ps.pairs
-    assert first.possible == VideoRef(tmp_path / "videos/y.mp4", 4) and first.impossible == VideoRef(tmp_path / "videos/x.mp4", 3)
+    assert first.possible == VideoRef(tmp_path / "videos/y.mp4", 4)
+    assert first.impossible == VideoRef(tmp_path / "videos/x.mp4", 3)
     assert second.possible.path.name == "y.mp4" and second.possible.start_frame == 0
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dinoworld.errors import UserError
-from dinoworld.model import build_predictor, count_parameters, prediction_loss, copy_last_prediction
+from dinoworld.model import build_predictor, copy_last_prediction, count_parameters, prediction_loss
 
 
 def _count(size, **kw):

@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import tiny_train_args, train_tiny
 from dinoworld.config import load_config
 from dinoworld.data import write_synthetic_dataset
 from dinoworld.errors import UserError
-from dinoworld.train import TrainConfig, lr_factor, train
 from dinoworld.model.folder import complete_checkpoints, latest_checkpoint, read_model_folder
+from dinoworld.train import TrainConfig, lr_factor, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,21 +22,6 @@ def videos(tmp_path_factory):
     write_synthetic_dataset(root / "train", num_videos=8, seconds=2.0, size=56, seed=0)
     write_synthetic_dataset(root / "val", num_videos=2, seconds=2.0, size=56, seed=1)
     return root
-
-
-def _cfg(videos, out, *extra):
-    return [
-        f"out_dir={out}", f"data.source={videos / 'train'}", "model.size=tiny", "model.encoder=pixel-pyramid",
-        "optim.batch_size=4", "optim.micro_batch_size=2", "optim.lr=1e-3", "optim.warmup_steps=2",
-        "data.num_frames=3", "data.dt_min=0.1", "data.dt_max=0.3", "data.num_workers=0",
-        "stages=[{steps: 6, resolution: 28}]", "log_every=1", "ckpt_every=3", "tensorboard=false",
-        "progress=false", *extra,
-    ]
-
-
-def _run(videos, out, *extra, resume=True, max_steps=None):
-    cfg = load_config(TrainConfig, None, _cfg(videos, out, *extra))
-    return train(cfg, resume=resume, max_steps=max_steps, return_model=True)
 
 
 def test_warmup_then_constant_or_cosine():
@@ -50,10 +36,10 @@ def test_warmup_then_constant_or_cosine():
 
 
 def test_resume_is_exact(videos, tmp_path):
-    straight = _run(videos, tmp_path / "a", resume=False)["model"]
-    half = _run(videos, tmp_path / "b", resume=False, max_steps=3)
+    straight = train_tiny(videos, tmp_path / "a", resume=False)["model"]
+    half = train_tiny(videos, tmp_path / "b", resume=False, max_steps=3)
     assert half["step"] == 3
-    resumed = _run(videos, tmp_path / "b")  # picks up step 3 and continues to 6
+    resumed = train_tiny(videos, tmp_path / "b")  # picks up step 3 and continues to 6
     assert resumed["start_step"] == 3 and resumed["step"] == 6
     for (n, p), q in zip(straight.named_parameters(), resumed["model"].parameters()):
         assert torch.equal(p, q), n
@@ -70,23 +56,23 @@ def test_resume_is_exact_with_workers(videos, tmp_path):
     workers, and past the end of an epoch (18 clips from 8 videos).
     """
     workers = ("data.num_workers=2", "optim.batch_size=6")
-    straight = _run(videos, tmp_path / "a", *workers, resume=False)["model"]
-    _run(videos, tmp_path / "b", *workers, resume=False, max_steps=3)
-    resumed = _run(videos, tmp_path / "b", *workers)
+    straight = train_tiny(videos, tmp_path / "a", *workers, resume=False)["model"]
+    train_tiny(videos, tmp_path / "b", *workers, resume=False, max_steps=3)
+    resumed = train_tiny(videos, tmp_path / "b", *workers)
     assert resumed["start_step"] == 3 and resumed["step"] == 6
     for (n, p), q in zip(straight.named_parameters(), resumed["model"].parameters()):
         assert torch.equal(p, q), n
 
 
 def test_killed_checkpoint_write_is_ignored(videos, tmp_path):
-    _run(videos, tmp_path, resume=False, max_steps=3)
+    train_tiny(videos, tmp_path, resume=False, max_steps=3)
     root = tmp_path / "checkpoints"
     torn = root / ".tmp-step_00000006-999"  # what a kill in the middle of a write leaves
     torn.mkdir()
     (torn / "model.safetensors").write_bytes(b"\0" * 10)
     (root / "step_00000009").mkdir()  # a folder without weights is not a checkpoint either
     assert [p.name for p in complete_checkpoints(tmp_path)] == ["step_00000003"]
-    assert _run(videos, tmp_path)["start_step"] == 3
+    assert train_tiny(videos, tmp_path)["start_step"] == 3
 
 
 def test_non_finite_loss_stops_with_step_and_keeps_last_good(videos, tmp_path, monkeypatch):
@@ -102,7 +88,7 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good(videos, tmp_path, m
 
     monkeypatch.setattr(loop, "teacher_forcing_loss", poisoned)
     with pytest.raises(UserError, match=r"non-finite loss .* at step 5.*step_00000003"):
-        _run(videos, tmp_path, resume=False)
+        train_tiny(videos, tmp_path, resume=False)
     assert latest_checkpoint(tmp_path).name == "step_00000003"
 
 
@@ -114,7 +100,8 @@ def test_corrupt_videos_are_skipped_and_counted(videos, tmp_path):
     data = (videos / "train" / "video_0000.mp4").read_bytes()
     (src / "truncated.mp4").write_bytes(data[: len(data) // 3])
     (src / "empty.mp4").write_bytes(b"")
-    out = _run(videos, tmp_path / "run", f"data.source={src}", "stages=[{steps: 4, resolution: 28}]", resume=False)
+    out = train_tiny(videos, tmp_path / "run", f"data.source={src}", "stages=[{steps: 4, resolution: 28}]",
+                     resume=False)
     assert out["step"] == 4
     assert out["skipped_videos"] >= 2
 
@@ -124,16 +111,17 @@ def test_missing_and_empty_sources_are_one_line_errors(tmp_path):
         train(load_config(TrainConfig, None, [f"out_dir={tmp_path}"]))
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError):
-        _run(tmp_path, tmp_path / "o", f"data.source={tmp_path / 'empty'}", resume=False)
+        train_tiny(tmp_path, tmp_path / "o", f"data.source={tmp_path / 'empty'}", resume=False)
 
 
 def test_batch_must_divide(videos, tmp_path):
     with pytest.raises(UserError, match="multiple of micro_batch_size"):
-        _run(videos, tmp_path, "optim.batch_size=3", resume=False)
+        train_tiny(videos, tmp_path, "optim.batch_size=3", resume=False)
 
 
 def test_validation_reports_model_and_copy_last(videos, tmp_path):
-    out = _run(videos, tmp_path, f"data.val_source={videos / 'val'}", "val_every=3", "val_batches=1", resume=False)
+    out = train_tiny(videos, tmp_path, f"data.val_source={videos / 'val'}", "val_every=3", "val_batches=1",
+                     resume=False)
     assert out["val/loss"] > 0 and out["val/copy_last"] > 0
     rows = [l for l in (tmp_path / "metrics.jsonl").read_text().splitlines() if "val/loss" in l]
     assert len(rows) == 2  # steps 3 and 6
@@ -143,13 +131,13 @@ def test_validation_reports_model_and_copy_last(videos, tmp_path):
 def test_two_torchrun_processes_match_single_process(videos, tmp_path, strategy, port):
     worker = str(ROOT / "tests" / "_ddp_worker.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
-    args = _cfg(videos, tmp_path / "ddp", "stages=[{steps: 3, resolution: 28}]", f"strategy={strategy}")
+    args = tiny_train_args(videos, tmp_path / "ddp", "stages=[{steps: 3, resolution: 28}]", f"strategy={strategy}")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", port, worker, *args]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     ranks = torch.load(tmp_path / "ddp" / "ranks.pt")
     assert ranks.shape[0] == 2 and torch.equal(ranks[0], ranks[1])  # identical on every rank
-    single = _cfg(videos, tmp_path / "single", "stages=[{steps: 3, resolution: 28}]")
+    single = tiny_train_args(videos, tmp_path / "single", "stages=[{steps: 3, resolution: 28}]")
     r = subprocess.run([sys.executable, worker, *single], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     one = torch.load(tmp_path / "single" / "ranks.pt")[0]
@@ -170,19 +158,19 @@ def test_train_destroys_the_process_group_it_created_and_only_that(videos, tmp_p
     from dinoworld.train.distributed import Dist, shutdown_distributed
 
     def join_group(owns):
-        dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / f"store{len(list(tmp_path.iterdir()))}"), 1),
-                                rank=0, world_size=1)
+        store = dist.FileStore(str(tmp_path / f"store{len(list(tmp_path.iterdir()))}"), 1)
+        dist.init_process_group("gloo", store=store, rank=0, world_size=1)
         return Dist(owns_group=owns)
 
     try:
         monkeypatch.setattr(loop, "init_distributed", lambda: join_group(True))
-        _run(videos, tmp_path / "a", "stages=[{steps: 1, resolution: 28}]", resume=False)
+        train_tiny(videos, tmp_path / "a", "stages=[{steps: 1, resolution: 28}]", resume=False)
         assert not dist.is_initialized()
         with pytest.raises(UserError):  # a failing run lets go of it too
-            _run(videos, tmp_path / "b", "optim.batch_size=3", resume=False)
+            train_tiny(videos, tmp_path / "b", "optim.batch_size=3", resume=False)
         assert not dist.is_initialized()
         monkeypatch.setattr(loop, "init_distributed", lambda: join_group(False))  # the caller's group: kept
-        _run(videos, tmp_path / "c", "stages=[{steps: 1, resolution: 28}]", resume=False)
+        train_tiny(videos, tmp_path / "c", "stages=[{steps: 1, resolution: 28}]", resume=False)
         assert dist.is_initialized()
         shutdown_distributed(Dist(owns_group=True))
         assert not dist.is_initialized()
@@ -200,8 +188,8 @@ def test_a_feature_cache_fixes_the_resolution(videos, tmp_path):
     encode_videos_to_cache(paths, load_encoder("pixel-pyramid"), tmp_path / "cache", fps=8.0, size=(28, 28),
                            progress=False)
     with pytest.raises(UserError, match=r"encoded at 28x28 px but stage 1 asks for 56 px"):
-        _run(videos, tmp_path / "bad", f"data.source={tmp_path / 'cache'}", "stages=[{steps: 1, resolution: 56}]")
-    ok = _run(videos, tmp_path / "ok", f"data.source={tmp_path / 'cache'}", "stages=[{steps: 1, resolution: 28}]")
+        train_tiny(videos, tmp_path / "bad", f"data.source={tmp_path / 'cache'}", "stages=[{steps: 1, resolution: 56}]")
+    ok = train_tiny(videos, tmp_path / "ok", f"data.source={tmp_path / 'cache'}", "stages=[{steps: 1, resolution: 28}]")
     meta, _ = read_model_folder(ok["checkpoint"])
     assert meta.resolution == 28 and meta.encoder.name == "pixel-pyramid"
 
@@ -228,6 +216,6 @@ def test_an_hf_encoder_folder_trains_and_reloads_by_name(videos, tmp_path):
     Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                              patch_size=7, image_size=28)).save_pretrained(tmp_path / "enc")
     name = f"hf:{tmp_path / 'enc'}"
-    _run(videos, tmp_path / "run", f"model.encoder={name}", "stages=[{steps: 2, resolution: 28}]", resume=False)
+    train_tiny(videos, tmp_path / "run", f"model.encoder={name}", "stages=[{steps: 2, resolution: 28}]", resume=False)
     wm = WorldModel.from_pretrained(tmp_path / "run")
     assert wm.meta.encoder.name == wm.encoder.name == name and wm.predictor.cfg.in_dim == 32

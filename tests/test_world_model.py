@@ -5,8 +5,7 @@ import torch
 
 from dinoworld.encoders import load_encoder
 from dinoworld.errors import UserError
-from dinoworld.model import build_predictor
-from dinoworld.model import WorldModel
+from dinoworld.model import WorldModel, build_predictor
 
 
 @pytest.fixture()
@@ -112,3 +111,21 @@ def test_rollout_cli_writes_figure_video_and_errors(wm, tmp_path):
     assert errs["autoregressive"][0] == pytest.approx(errs["direct"][0])
     for f in ("rollout.png", "rollout.mp4", "rollout_horizons.png", "attention.png"):
         assert (out / f).stat().st_size > 1000
+
+
+def test_the_resolution_a_model_runs_at(wm):
+    assert wm.meta.training_resolution == 56  # its last training stage's
+    wm.meta.resolution = 28
+    assert wm.meta.training_resolution == 28  # the recorded one comes first
+    bare = WorldModel(wm.encoder, wm.predictor)
+    assert bare.meta.training_resolution == 224  # a folder that records neither: the paper's
+
+
+def test_module_device_and_precision(wm):
+    from dinoworld.devices import module_device, uses_bf16
+
+    cpu = torch.device("cpu")
+    assert module_device(wm) == module_device(wm.predictor) == wm.device == cpu
+    assert module_device(torch.nn.Identity()) == cpu and module_device(object()) == cpu
+    assert uses_bf16("auto", torch.device("cuda")) and uses_bf16("bf16", cpu)
+    assert not uses_bf16("auto", cpu) and not uses_bf16("fp32", torch.device("cuda"))

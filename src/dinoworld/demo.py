@@ -122,10 +122,10 @@ def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weight
 
     from .data import encode_videos_to_cache
     from .eval.rollout import as_jsonable, attention_outputs, write_rollout_outputs
+    from .model import WorldModel
     from .train import train
     from .train.logging import read_metrics
     from .viz import horizon_plot
-    from .model import WorldModel
 
     t_start = time.time()
     out = Path(out)
@@ -168,7 +168,8 @@ def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weight
             r = heldout_rollout(wm, path, resolution)
             rolls.append(r)
             if i == 0:
-                write_rollout_outputs(r, figs, name=f"{set_name}_rollout", title=f"held-out {set_name} clip: {Path(path).name}")
+                write_rollout_outputs(r, figs, name=f"{set_name}_rollout",
+                                      title=f"held-out {set_name} clip: {Path(path).name}")
                 if set_name == "synthetic":
                     attention_outputs(wm, r, figs, name="synthetic_attention")
         if rolls:
@@ -189,9 +190,10 @@ def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weight
         "train": {"steps": summary["step"], "seconds": round(train_s, 1), "final_train_loss": summary.get("train_loss"),
                   "val_loss": summary.get("val/loss"), "val_copy_last": summary.get("val/copy_last")},
         "heldout": per_set, "total_seconds": round(time.time() - t_start, 1), "torch_threads": torch.get_num_threads(),
-        "setup": {"predictor": {"size": "tiny", **PREDICTOR}, "num_frames": NUM_FRAMES, "dt_s": list(DT), "batch": BATCH,
-                  "resolution": resolution, "train_videos": {"synthetic": len(videos["train"]),
-                                                             "real": [Path(p).name for p in videos["real_train"]]}},
+        "setup": {"predictor": {"size": "tiny", **PREDICTOR}, "num_frames": NUM_FRAMES, "dt_s": list(DT),
+                  "batch": BATCH, "resolution": resolution,
+                  "train_videos": {"synthetic": len(videos["train"]),
+                                   "real": [Path(p).name for p in videos["real_train"]]}},
     }
     atomic_write_json(out / "metrics.json", as_jsonable(metrics))
     atomic_write_text(out / "report.md", render_report(metrics))
@@ -349,8 +351,9 @@ def render_report(m: dict[str, Any]) -> str:
                       "(Σ min(predicted, true excess) / Σ true excess over the clips): copy-last scores 0, a "
                       "prediction that fades or blurs in place about 0, one that moves every object to where it "
                       "really went 1.", "",
-                      "| horizon (s) | centroid: true shift | centroid error: model (AR) | centroid error: context-mean "
-                      "| arrival captured: model (AR) | arrival captured: context-mean |", "|---|---|---|---|---|---|"]
+                      "| horizon (s) | centroid: true shift | centroid error: model (AR) "
+                      "| centroid error: context-mean | arrival captured: model (AR) "
+                      "| arrival captured: context-mean |", "|---|---|---|---|---|---|"]
             for i in range(len(s["horizons_s"])):
                 a, c, cm = (ce[k][i] for k in ("autoregressive", "copy-last", "context-mean"))
                 aa, am = ac["autoregressive"][i], ac["context-mean"][i]
@@ -367,7 +370,8 @@ def render_report(m: dict[str, Any]) -> str:
         lines += [f"![{name} errors](figures/{name}_horizons_mean.png)", ""]
         if name == "synthetic":
             lines += ["Cross-attention of the centre patch of the first prediction over the context (colour bar: "
-                      "attention weight, averaged over heads):", "", "![attention](figures/synthetic_attention.png)", ""]
+                      "attention weight, averaged over heads):", "",
+                      "![attention](figures/synthetic_attention.png)", ""]
         if name == "real":
             why = real_clip_explanation(m)
             if why:

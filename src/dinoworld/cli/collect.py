@@ -15,7 +15,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=positive_int, help="actions per episode (default: the paper's; PushT draws 100-300)")
     p.add_argument("--img-size", type=positive_int, default=224, help="rendered frame side (default 224)")
     p.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes")
-    p.add_argument("--policy", choices=["random", "expert"], help="default: random (wall, pointmaze), noisy expert (pusht)")
+    p.add_argument("--policy", choices=["random", "expert"],
+                   help="default: random (wall, pointmaze), noisy expert (pusht)")
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 

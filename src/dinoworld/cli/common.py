@@ -11,7 +11,6 @@ from typing import Callable
 
 from ..errors import UserError
 
-
 #: the help of every verb's ``--json`` flag
 JSON_HELP = "print the result as one JSON object on stdout (every other line goes to stderr)"
 

@@ -31,13 +31,16 @@ def add_forecast_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--head-lr", type=positive_float, default=1e-3, help="head learning rate (default 1e-3)")
     p.add_argument("--short-side", type=nonneg_int, help="resize frames to this shortest side before the windows "
                    "(default: 448 for cityscapes/vspw, native for kitti/synthetic; 0 = native)")
-    p.add_argument("--window", type=nonneg_int, help="sliding window side (default 448 for cityscapes/vspw; 0 = whole image)")
+    p.add_argument("--window", type=nonneg_int,
+                   help="sliding window side (default 448 for cityscapes/vspw; 0 = whole image)")
     p.add_argument("--stride", type=positive_int, help="sliding window stride (default 300)")
-    p.add_argument("--encoder-weights", help="local folder/file of the encoder weights (default: as recorded, else hub cache)")
+    p.add_argument("--encoder-weights",
+                   help="local folder/file of the encoder weights (default: as recorded, else hub cache)")
     p.add_argument("--max-samples", type=positive_int, help="forecast only the first N windows (quick checks)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="frames per encoder batch (default 32)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--out", help="write forecast.json (summary, per-class IoU, confusion matrices, 95 %% intervals) here")
+    p.add_argument("--out",
+                   help="write forecast.json (summary, per-class IoU, confusion matrices, 95 %% intervals) here")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
@@ -75,16 +78,22 @@ def run_forecast(args: argparse.Namespace) -> int:
 
 
 def _probe_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="output folder (train/*.mp4, sequences/{train,val}/, forecast_probe.json)")
-    p.add_argument("--train", type=nonneg_int, default=48, help="unlabelled training videos for the predictor (default 48)")
-    p.add_argument("--train-seconds", type=positive_float, default=4.0, help="length of each training video (default 4)")
-    p.add_argument("--head-sequences", type=positive_int, default=12, help="labelled sequences for the heads (split train, default 12)")
+    p.add_argument("--out", required=True,
+                   help="output folder (train/*.mp4, sequences/{train,val}/, forecast_probe.json)")
+    p.add_argument("--train", type=nonneg_int, default=48,
+                   help="unlabelled training videos for the predictor (default 48)")
+    p.add_argument("--train-seconds", type=positive_float, default=4.0,
+                   help="length of each training video (default 4)")
+    p.add_argument("--head-sequences", type=positive_int, default=12,
+                   help="labelled sequences for the heads (split train, default 12)")
     p.add_argument("--val-sequences", type=positive_int, default=64,
                    help="labelled sequences to forecast (split val, default 64; with 8 the 95 %% interval of "
                         "model - copy-last at mid spans about 5 mIoU points)")
     p.add_argument("--size", type=positive_int, default=112, help="frame side in px, even (default 112)")
-    p.add_argument("--fps", type=positive_float, default=15.0, help="labelled sequences' frame rate (default 15, as VSPW)")
-    p.add_argument("--seconds", type=positive_float, default=2.0, help="labelled sequence length, >= 20 frames (default 2)")
+    p.add_argument("--fps", type=positive_float, default=15.0,
+                   help="labelled sequences' frame rate (default 15, as VSPW)")
+    p.add_argument("--seconds", type=positive_float, default=2.0,
+                   help="labelled sequence length, >= 20 frames (default 2)")
     p.add_argument("--objects", type=positive_int, default=3, help="objects per scene (default 3)")
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--json", action="store_true", help=JSON_HELP)

@@ -17,17 +17,21 @@ from .verb import Verb
 
 def _physics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, choices=("intphys", "grasp", "inflevel", "folder"),
-                   help="layout of --root (folder: possible/NAME.mp4 + impossible/NAME.mp4, as make-physics-probe writes)")
+                   help="layout of --root (folder: possible/NAME.mp4 + impossible/NAME.mp4, "
+                        "as make-physics-probe writes)")
     p.add_argument("--root", required=True, help="dataset folder")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder, run folder or hub id")
-    p.add_argument("--encoder-weights", help="local folder/file of the encoder weights (default: as recorded, else hub cache)")
+    p.add_argument("--encoder-weights",
+                   help="local folder/file of the encoder weights (default: as recorded, else hub cache)")
     p.add_argument("--context", type=positive_int, default=4, help="context frames per window (default 4)")
     p.add_argument("--stride", type=positive_int, default=1, help="frames between consecutive windows (default 1)")
-    p.add_argument("--gap", type=positive_float, help="predict the frame this many seconds after the last context frame "
-                   "(default: the next frame)")
+    p.add_argument("--gap", type=positive_float,
+                   help="predict the frame this many seconds after the last context frame (default: the next frame)")
     p.add_argument("--frame-step", type=positive_int, default=1, help="use every k-th frame of each video (default 1)")
-    p.add_argument("--image-fps", type=positive_float, default=15.0, help="frame rate of image sequences such as IntPhys (default 15)")
-    p.add_argument("--res", type=positive_int, help="frame side in px (default: the checkpoint's training resolution, else 224)")
+    p.add_argument("--image-fps", type=positive_float, default=15.0,
+                   help="frame rate of image sequences such as IntPhys (default 15)")
+    p.add_argument("--res", type=positive_int,
+                   help="frame side in px (default: the checkpoint's training resolution, else 224)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="windows (and frames to encode) per batch")
     p.add_argument("--max-pairs", type=positive_int, help="evaluate only the first N pairs (quick checks)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
@@ -38,7 +42,6 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
 
 def run_physics(args: argparse.Namespace) -> int:
     from ..eval.physics import evaluate_pairs, format_table, read_pairs, write_outputs
-    from ..eval.rollout import default_resolution
     from ..model import WorldModel
 
     check_output_folder(args.out)
@@ -55,7 +58,7 @@ def run_physics(args: argparse.Namespace) -> int:
         raise UserError(f"cannot load the encoder of checkpoint {args.checkpoint}: {type(err).__name__}: "
                         f"{str(err).splitlines()[0] if str(err) else ''} (pass --encoder-weights PATH?)") from None
     wm.eval()
-    res = args.res or default_resolution(wm)
+    res = args.res or wm.meta.training_resolution
     patch = getattr(wm.encoder, "patch_size", None)
     if patch and res % patch:
         raise UserError(f"--res {res} must be a multiple of the encoder's patch size {patch}")
@@ -81,7 +84,8 @@ def run_physics(args: argparse.Namespace) -> int:
 
 def _probe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (train/, possible/, impossible/, pairs.json)")
-    p.add_argument("--pairs", type=positive_int, default=25, help="matched pairs, spread over the 5 properties (default 25)")
+    p.add_argument("--pairs", type=positive_int, default=25,
+                   help="matched pairs, spread over the 5 properties (default 25)")
     p.add_argument("--train", type=positive_int, default=64, help="plausible training videos (default 64)")
     p.add_argument("--size", type=positive_int, default=112, help="frame side in px, even (default 112)")
     p.add_argument("--fps", type=positive_float, default=10.0, help="frame rate (default 10)")
@@ -105,13 +109,15 @@ def run_probe(args: argparse.Namespace) -> int:
 
 
 #: ``dinoworld eval NAME``: (help, add_args, run, example)
-BENCHMARKS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
+Benchmark = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
+BENCHMARKS: dict[str, Benchmark] = {
     "physics": ("intuitive physics: relative accuracy of surprise over (possible, impossible) pairs "
                 "(IntPhys, GRASP, InfLevel, a folder)", _physics_args, run_physics,
                 "dinoworld eval physics --dataset folder --root probe --checkpoint demo_out/model --out physics"),
     "forecast": ("dense forecasting: segmentation mIoU / depth RMSE of present-time heads on predicted features "
                  "(Cityscapes, VSPW, KITTI, synthetic)", forecast.add_forecast_args, forecast.run_forecast,
-                 "dinoworld eval forecast --dataset synthetic --root fprobe --checkpoint runs/fprobe --heads fheads --out forecast"),
+                 "dinoworld eval forecast --dataset synthetic --root fprobe --checkpoint runs/fprobe "
+                 "--heads fheads --out forecast"),
 }
 
 

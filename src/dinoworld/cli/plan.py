@@ -11,8 +11,10 @@ from .verb import Verb
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", required=True, choices=["wall", "pointmaze", "pusht"], help="environment")
-    p.add_argument("--checkpoint", required=True, help="fine-tuned checkpoint folder or run folder (with action blocks)")
-    p.add_argument("--data", required=True, help="the trajectory folder it was fine-tuned on (held-out episodes come from it)")
+    p.add_argument("--checkpoint", required=True,
+                   help="fine-tuned checkpoint folder or run folder (with action blocks)")
+    p.add_argument("--data", required=True,
+                   help="the trajectory folder it was fine-tuned on (held-out episodes come from it)")
     p.add_argument("--encoder-weights", help="local folder/file of the encoder weights (default: as recorded)")
     p.add_argument("--protocol", default="paper", choices=["paper", "dino-wm"],
                    help="paper (default; App. D.3: 512 episodes, open-loop CEM 300 x 30, top 10, goals 25 recorded "
@@ -77,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     s = evaluate(wm, args.env, args.data, cfg, out=args.out, overwrite=args.overwrite)
     lo, hi = s["ci95"]
     goals = f"goals {cfg.goal_steps} recorded steps ahead" if cfg.goals == "dataset" else "random-state goals"
-    line = (f"{s['planner']} on {s['env']} ({s['protocol']} protocol, {goals}, seed {cfg.seed}): success {s['success_rate']:.3f} (95% CI {lo:.3f}-{hi:.3f}) over "
+    line = (f"{s['planner']} on {s['env']} ({s['protocol']} protocol, {goals}, seed {cfg.seed}): "
+            f"success {s['success_rate']:.3f} (95% CI {lo:.3f}-{hi:.3f}) over "
             f"{s['episodes']} episodes; random actions {s['random_success_rate']:.3f}; "
             f"doing nothing {s['idle_success_rate']:.3f}")
     if "oracle_success_rate" in s:
@@ -93,5 +96,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 PLAN = Verb("plan", "plan with a fine-tuned model in its environment (CEM, MPC or GD): success rate vs random",
-            "dinoworld plan --env wall --checkpoint runs/wall --data data/wall --episodes 50 --samples 64 --iterations 5 "
-            "--out plan/wall", _args, run)
+            "dinoworld plan --env wall --checkpoint runs/wall --data data/wall --episodes 50 --samples 64 "
+            "--iterations 5 --out plan/wall", _args, run)

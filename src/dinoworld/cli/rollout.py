@@ -10,13 +10,17 @@ from .verb import Verb
 
 def _rollout_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="a video file FFmpeg can read")
-    p.add_argument("--checkpoint", required=True, help="checkpoint folder (config.json + model.safetensors), run folder or hub id")
-    p.add_argument("--encoder-weights", help="local folder/file of the encoder weights (default: as recorded, else hub cache)")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint folder (config.json + model.safetensors), run folder or hub id")
+    p.add_argument("--encoder-weights",
+                   help="local folder/file of the encoder weights (default: as recorded, else hub cache)")
     p.add_argument("--context", type=positive_int, default=4, help="context frames (default 4)")
-    p.add_argument("--horizon", type=positive_float, default=2.0, help="seconds to predict after the last context frame")
+    p.add_argument("--horizon", type=positive_float, default=2.0,
+                   help="seconds to predict after the last context frame")
     p.add_argument("--step", type=positive_float, default=0.25, help="seconds between frames (context and rollout)")
     p.add_argument("--start", type=nonneg_float, default=0.0, help="time of the first context frame")
-    p.add_argument("--resolution", type=positive_int, help="frame side in px (default: the checkpoint's training resolution)")
+    p.add_argument("--resolution", type=positive_int,
+                   help="frame side in px (default: the checkpoint's training resolution)")
     p.add_argument("--attention", action="store_true", help="also draw cross-attention maps (paper Fig. 6)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -47,11 +51,13 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--out", default="demo_out", help="report folder (default demo_out/)")
     p.add_argument("--encoder", default="auto",
-                   help="auto (DINOv2-B/14-reg if its weights are cached or given, else the stand-in), or an encoder name")
+                   help="auto (DINOv2-B/14-reg if its weights are cached or given, else the stand-in), "
+                        "or an encoder name")
     p.add_argument("--encoder-weights", help="local folder/file (or hub id) of the encoder weights")
     p.add_argument("--steps", type=positive_int, default=STEPS,
                    help=f"training steps (default {STEPS}: about 4 minutes on two CPU cores)")
-    p.add_argument("--resolution", type=positive_int, default=RESOLUTION, help="frame side in px (multiple of the patch size)")
+    p.add_argument("--resolution", type=positive_int, default=RESOLUTION,
+                   help="frame side in px (multiple of the patch size)")
     p.add_argument("--train-videos", type=positive_int, default=NUM_TRAIN, help="synthetic training videos")
     p.add_argument("--val-videos", type=positive_int, default=NUM_VAL, help="synthetic held-out videos")
     p.add_argument("--seed", type=nonneg_int, default=0)
@@ -72,8 +78,10 @@ def run_demo_cli(args: argparse.Namespace) -> int:
     return m
 
 
-ROLLOUT = Verb("rollout", "roll a checkpoint out on a video: figure, MP4, per-step errors vs copy-last, direct vs autoregressive",
-               "dinoworld rollout demo_out/videos/val/real/carphone_pristine.mp4 --checkpoint demo_out/model --out rollout",
+ROLLOUT = Verb("rollout",
+               "roll a checkpoint out on a video: figure, MP4, per-step errors vs copy-last, direct vs autoregressive",
+               "dinoworld rollout demo_out/videos/val/real/carphone_pristine.mp4 --checkpoint demo_out/model "
+               "--out rollout",
                _rollout_args, run_rollout)
 DEMO = Verb("demo", "the whole pipeline offline on CPU: videos -> features -> tiny predictor -> rollouts -> report",
             "dinoworld demo --out demo_out        # add --encoder-weights ~/dinov2-with-registers-base for DINOv2",

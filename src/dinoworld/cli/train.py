@@ -8,8 +8,6 @@ import os
 from .common import JSON_HELP, check_output_folder, log, nonneg_int, pick_device, positive_float, positive_int
 from .verb import Verb
 
-#: what ``train`` and ``finetune`` tell the user to pass for encoder weights (they have no flag for it)
-TRAIN_WEIGHTS_HINT = "model.encoder_weights=PATH"
 #: the config ``finetune`` points CPU-only users to
 CPU_FINETUNE_CONFIG = "configs/finetune-cpu.yaml"
 
@@ -63,7 +61,8 @@ def _encode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-weights",
                    help="local folder/file (also a torch.hub DINOv2 .pth) or hub id of the encoder weights")
     p.add_argument("--fps", type=positive_float, default=8.0, help="frames per second to cache (default 8)")
-    p.add_argument("--resolution", type=positive_int, default=224, help="square frame side (multiple of the patch size)")
+    p.add_argument("--resolution", type=positive_int, default=224,
+                   help="square frame side (multiple of the patch size)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="frames per encoder batch (default 16)")
     p.add_argument("--shard-size", type=positive_int, default=64, help="videos per shard file")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -130,11 +129,12 @@ def cpu_warning(cfg) -> str | None:
 
 def run_finetune(args: argparse.Namespace) -> int:
     from ..data.trajectory_clips import trajectory_clip_stream
+    from ..devices import module_device
     from ..encoders import load_encoder
     from ..eval.actions import action_conditioned_errors, action_verdict
     from ..train import train
     from ..train.finetune import finetune_config, heldout_check_problem
-    from ..train.loop import VAL_SEED
+    from ..train.loop import VAL_SEED, WEIGHTS_HINT
 
     check_output_folder(args.out)
     cfg = finetune_config(args.env, args.data, args.mode, init=args.init, config=args.config,
@@ -154,9 +154,9 @@ def run_finetune(args: argparse.Namespace) -> int:
     summary = train(cfg, resume=not args.no_resume, max_steps=args.max_steps, return_model=True)
     model = summary.pop("model")
     if check and not problem:
-        device = next(model.parameters()).device
+        device = module_device(model)
         encoder = load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights, device=device,
-                               weights_hint=TRAIN_WEIGHTS_HINT)
+                               weights_hint=WEIGHTS_HINT)
         d = cfg.data
         stream = trajectory_clip_stream(d.source, split_seed=cfg.seed, val_fraction=cfg.finetune.val_fraction,
                                         val=True, num_frames=d.num_frames, frameskip=d.frameskip,
@@ -183,5 +183,6 @@ ENCODE = Verb("encode", "write a sharded, resumable feature cache so training ne
               "  dinoworld encode videos/ --out cache/ --encoder dinov2-b14-reg --encoder-weights ~/dinov2-reg-base",
               _encode_args, run_encode)
 FINETUNE = Verb("finetune", "action-conditioned fine-tuning on env trajectories (scratch, frozen or full)",
-                "dinoworld finetune --env wall --data data/wall --mode scratch --config configs/finetune-cpu.yaml --out runs/wall",
+                "dinoworld finetune --env wall --data data/wall --mode scratch --config configs/finetune-cpu.yaml "
+                "--out runs/wall",
                 _finetune_args, run_finetune)

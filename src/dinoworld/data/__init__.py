@@ -1,17 +1,17 @@
 """Video data: decoding at timestamps, variable-FPS clip sampling, datasets, feature cache."""
 
-from dinoworld.data.cache import CacheSummary, FeatureClipDataset, encode_videos_to_cache
-from dinoworld.data.sampler import TooShort, nearest_indices, sample_clip_times
-from dinoworld.data.sources import (
+from .cache import CacheSummary, FeatureClipDataset, encode_videos_to_cache
+from .sampler import TooShort, nearest_indices, sample_clip_times
+from .sources import (
     CorruptShard,
     VideoClipDataset,
     expand_shards,
     iter_tar_videos,
     list_videos,
 )
-from dinoworld.data.stream import ResumableStream, SkippedVideoWarning
-from dinoworld.data.synthetic import make_moving_objects_video, write_synthetic_dataset
-from dinoworld.data.video import (
+from .stream import ResumableStream, SkippedVideoWarning
+from .synthetic import make_moving_objects_video, write_synthetic_dataset
+from .video import (
     CorruptVideo,
     VideoInfo,
     decode_at,

@@ -29,12 +29,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from dinoworld.data.sampler import DT_MAX, DT_MIN, TooShort, nearest_indices, sample_clip_times
-from dinoworld.data.stream import Outcome, ResumableStream, SkippedVideoWarning
-from dinoworld.progress import progress_bar
-from dinoworld.data.video import CorruptVideo, frame_to_rgb, nearest_frames, open_video, read_info, resize_crop
-from dinoworld.errors import UserError
-from dinoworld.files import atomic_write_json
+from ..devices import module_device
+from ..errors import UserError
+from ..files import atomic_write_json
+from ..progress import progress_bar
+from .sampler import DT_MAX, DT_MIN, TooShort, nearest_indices, sample_clip_times
+from .stream import Outcome, ResumableStream, SkippedVideoWarning
+from .video import CorruptVideo, frame_to_rgb, nearest_frames, open_video, read_info, resize_crop
 
 CACHE_VERSION = 1
 Encoder = Callable[[torch.Tensor], torch.Tensor]  # (B, 3, h, w) in [0, 1] -> (B, H, W, D)
@@ -70,14 +71,6 @@ def _encoder_name(encoder: Any) -> str:
     if isinstance(name, str) and name:
         return name
     return getattr(encoder, "__name__", None) or type(encoder).__name__
-
-
-def _encoder_device(encoder: Any) -> torch.device:
-    if isinstance(encoder, torch.nn.Module):
-        for p in encoder.parameters():
-            return p.device
-    dev = getattr(encoder, "device", None)
-    return torch.device(dev) if dev is not None else torch.device("cpu")
 
 
 def _encode_video(
@@ -163,7 +156,7 @@ def encode_videos_to_cache(
     hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     name = encoder_name or _encoder_name(encoder)
     settings = {"fps": float(fps), "size": list(hw), "policy": policy, "encoder": name}
-    device = _encoder_device(encoder)
+    device = module_device(encoder)
     paths = [os.fspath(p) for p in paths]
     if not paths:
         raise UserError("no videos to encode; give a folder or manifest with videos")

@@ -42,8 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dinoworld.errors import UserError
+from ..errors import UserError
 
+#: the label of pixels that no metric scores (segmentation)
 IGNORE = 255
 #: depth PNGs (KITTI and the synthetic probe) store metres × this factor as uint16, 0 = no value
 DEPTH_SCALE = 256.0
@@ -221,8 +222,8 @@ def read_cityscapes(root: str | Path, split: str = "val", annotated_index: int =
             ds.problems.append(f"{name}: frame {frames[n].name} missing")
     if not ds.sequences:
         extra = f"; first problem: {ds.problems[0]}" if ds.problems else ""
-        raise UserError(f"no Cityscapes samples under {r} split {split!r}: expected {gt}/CITY/*_gtFine_labelTrainIds.png "
-                        f"and {seq_dir}/CITY/*_leftImg8bit.png{extra}")
+        raise UserError(f"no Cityscapes samples under {r} split {split!r}: "
+                        f"expected {gt}/CITY/*_gtFine_labelTrainIds.png and {seq_dir}/CITY/*_leftImg8bit.png{extra}")
     return ds
 
 
@@ -260,7 +261,8 @@ def read_vspw(root: str | Path, split: str = "val") -> DenseDataset:
         ds.sequences.append(DenseSequence(name, frames, VSPW_FPS, labels, missing))
     if not ds.sequences:
         extra = f"; first problem: {ds.problems[0]}" if ds.problems else ""
-        raise UserError(f"no VSPW videos of {lst} found under {data} (expected data/VIDEO/origin/*.jpg + mask/*.png){extra}")
+        raise UserError(f"no VSPW videos of {lst} found under {data} "
+                        f"(expected data/VIDEO/origin/*.jpg + mask/*.png){extra}")
     return ds
 
 
@@ -327,7 +329,8 @@ def read_kitti(root: str | Path, split: str = "val") -> DenseDataset:
             ds.sequences.append(DenseSequence(drive, frames, KITTI_FPS, labels))
     if not ds.sequences:
         extra = f"; first problem: {ds.problems[0]}" if ds.problems else ""
-        raise UserError(f"no annotated KITTI frames under {ann} matched raw frames in {raw}/DATE/DRIVE/image_02/data{extra}")
+        raise UserError(f"no annotated KITTI frames under {ann} matched raw frames "
+                        f"in {raw}/DATE/DRIVE/image_02/data{extra}")
     return ds
 
 
@@ -339,7 +342,8 @@ def read_synthetic(root: str | Path, split: str = "val", task: str = "segmentati
     r = _root(root)
     meta_path = r / PROBE_META
     if not meta_path.is_file():
-        raise UserError(f"{meta_path} does not exist; write the benchmark with `dinoworld make-forecast-probe --out {r}`")
+        raise UserError(f"{meta_path} does not exist; "
+                        f"write the benchmark with `dinoworld make-forecast-probe --out {r}`")
     meta = json.loads(meta_path.read_text())
     sd = _need_dir(r / "sequences" / split, f"synthetic split {split!r}: folder")
     sub = "classes" if task == "segmentation" else "depth"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dinoworld.errors import UserError
+from ..errors import UserError
 
 #: DINO-WM divides PushT's pixel actions by this (``action_scale`` of its PushT dataset)
 PUSHT_ACTION_SCALE = 100.0

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from dinoworld.data.dense import PROBE_META, write_depth_png, write_index_png
-from dinoworld.data.synthetic import composite, moving_objects_scene, write_synthetic_dataset
-from dinoworld.files import atomic_write_json
+from ..files import atomic_write_json
+from .dense import PROBE_META, write_depth_png, write_index_png
+from .synthetic import composite, moving_objects_scene, write_synthetic_dataset
 
 CLASSES: tuple[str, ...] = ("background", "disc", "square")
 BACKGROUND_DEPTH = 12.0

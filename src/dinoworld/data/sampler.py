@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dinoworld.errors import UserError
+from ..errors import UserError
 
 #: default range of the gaps between sampled frames (s). The paper does not give its range;
 #: 0.05–0.5 s keeps 8-frame clips within the 0–5 s it quotes as typical. One default for every stream.
@@ -50,9 +50,9 @@ def sample_clip_times(
     raised. Otherwise, if the sampled total ``S = sum(g)`` exceeds ``duration``, the part of each
     gap above ``dt_min`` is shrunk by one common factor
     ``s = (duration - (T-1) dt_min) / (S - (T-1) dt_min)``, i.e.
-    ``g_i <- dt_min + s (g_i - dt_min)``, so every gap stays in ``[dt_min, dt_max]``, their order is kept, and the clip spans the whole
-    video (start = 0). This biases gaps towards ``dt_min``,
-    but only for videos shorter than ``(T - 1) * dt_max``.
+    ``g_i <- dt_min + s (g_i - dt_min)``, so every gap stays in ``[dt_min, dt_max]``, their order is
+    kept, and the clip spans the whole video (start = 0). This biases gaps towards ``dt_min``, but
+    only for videos shorter than ``(T - 1) * dt_max``.
 
     Returns:
         float64 array ``(T,)`` of timestamps in seconds, non-decreasing, within ``[0, duration]``.

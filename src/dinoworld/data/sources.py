@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from dinoworld.data.sampler import DT_MAX, DT_MIN, TooShort, sample_clip_times
-from dinoworld.data.video import (
+from ..errors import UserError
+from .sampler import DT_MAX, DT_MIN, TooShort, sample_clip_times
+from .stream import Outcome, ResumableStream
+from .video import (
     CorruptVideo,
     decode_open,
     open_video,
@@ -33,8 +35,6 @@ from dinoworld.data.video import (
     resize_crop,
     source_name,
 )
-from dinoworld.data.stream import Outcome, ResumableStream
-from dinoworld.errors import UserError
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}

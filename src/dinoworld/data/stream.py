@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from dinoworld.errors import UserError
+from ..errors import UserError
 
 
 class SkippedVideoWarning(UserWarning):

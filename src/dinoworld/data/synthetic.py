@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dinoworld.data.video import write_video
+from .video import write_video
 
 _SIM_HZ = 240.0  # internal physics steps per second
 

@@ -39,9 +39,9 @@ from typing import Any, Iterator, Union
 
 import numpy as np
 
-from dinoworld.data import dino_wm
-from dinoworld.errors import UserError
-from dinoworld.files import atomic_write, atomic_write_json
+from ..errors import UserError
+from ..files import atomic_write, atomic_write_json
+from . import dino_wm
 
 FORMAT_NAME = "dinoworld-trajectories"
 FORMAT_VERSION = 1

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dinoworld.errors import UserError
-from dinoworld.files import atomic_path
+from ..errors import UserError
+from ..files import atomic_path
 
 VideoSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 

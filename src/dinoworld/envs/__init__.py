@@ -16,10 +16,10 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-from dinoworld.errors import UserError
+from ..errors import UserError
 
 if TYPE_CHECKING:
-    from dinoworld.envs.base import GoalEnv
+    from .base import GoalEnv
 
 # MuJoCo picks its OpenGL backend when first imported: default to headless EGL. Setting a
 # default environment variable is the only thing done at import time.
@@ -53,7 +53,7 @@ def make_env(name: str, **kwargs: Any) -> "GoalEnv":
 
 def __getattr__(attr: str) -> Any:  # lazy access to GoalEnv without importing gymnasium early
     if attr == "GoalEnv":
-        from dinoworld.envs.base import GoalEnv
+        from .base import GoalEnv
 
         return GoalEnv
     raise AttributeError(attr)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from dinoworld.errors import UserError
+from ..errors import UserError
 
 try:  # gymnasium is part of the [envs] extra; importing this module must not need it.
     import gymnasium as _gym

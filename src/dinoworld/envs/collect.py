@@ -20,8 +20,8 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
-from dinoworld.data.trajectories import FORMAT_NAME, FORMAT_VERSION, META_FILE, episode_path, write_episode, write_meta
-from dinoworld.errors import UserError
+from ..data.trajectories import FORMAT_NAME, FORMAT_VERSION, META_FILE, episode_path, write_episode, write_meta
+from ..errors import UserError
 
 #: Paper (Table 7) dataset sizes: env -> (episodes, steps per episode or (min, max)).
 PAPER_SIZES: dict[str, tuple[int, Union[int, tuple[int, int]]]] = {
@@ -43,7 +43,7 @@ def random_policy(env: Any, rng: np.random.Generator) -> Callable[[np.ndarray], 
 
 def expert_policy(env: Any, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
     """Noisy PushT expert with a per-episode noise level uniform in [0, 0.1]."""
-    from dinoworld.envs.expert import PushTExpert
+    from .expert import PushTExpert
 
     if getattr(env, "name", None) != "pusht":
         raise UserError("the 'expert' policy exists only for pusht; use policy='random'")
@@ -84,7 +84,7 @@ _WORKER_ENVS: dict[tuple, Any] = {}
 
 
 def _get_env(env_name: str, img_size: int, env_kwargs: dict[str, Any]) -> Any:
-    from dinoworld.envs import make_env
+    from . import make_env
 
     key = (env_name, img_size, tuple(sorted(env_kwargs.items())))
     if key not in _WORKER_ENVS:
@@ -156,7 +156,7 @@ def collect(
     ``if __name__ == "__main__":`` in scripts). Returns a summary dict (episodes written / skipped,
     transitions, frames, seconds, success rate of the written episodes' last state vs their goal).
     """
-    from dinoworld.envs import ENV_NAMES, env_class
+    from . import ENV_NAMES, env_class
 
     env_name = str(env_name).lower()
     if env_name not in ENV_NAMES:
@@ -207,14 +207,14 @@ def collect(
              for i in todo]
     t0 = time.perf_counter()
     results: list[tuple[int, int, bool]] = []
-    from dinoworld.progress import progress_bar
+    from ..progress import progress_bar
 
     bar = progress_bar(total=episodes, initial=skipped, disable=not progress, unit="ep",
                desc=f"collect {env_name}")
     try:
         if workers == 1 or len(tasks) <= 1:
             if tasks:
-                from dinoworld.envs import make_env
+                from . import make_env
 
                 env = make_env(env_name, img_size=int(img_size), **env_kwargs)
                 try:

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dinoworld.envs.base import Policy, wrap_angle
-from dinoworld.envs.pusht import (
+from .base import Policy, wrap_angle
+from .pusht import (
     ACTION_SCALE,
     AGENT_RADIUS,
     BLOCK_MOMENT,

@@ -60,9 +60,9 @@ from typing import Any
 
 import numpy as np
 
-from dinoworld.data.trajectories import dino_wm_world
-from dinoworld.envs.base import GoalEnv, require
-from dinoworld.errors import UserError
+from ..data.trajectories import dino_wm_world
+from ..errors import UserError
+from .base import GoalEnv, require
 
 U_MAZE = ("#####", "#GOO#", "###O#", "#OOO#", "#####")
 CELL = 1.0

@@ -70,8 +70,8 @@ from typing import Any
 
 import numpy as np
 
-from dinoworld.data.trajectories import dino_wm_world
-from dinoworld.envs.base import GoalEnv, Policy, ar1_policy, require, wrap_angle
+from ..data.trajectories import dino_wm_world
+from .base import GoalEnv, Policy, ar1_policy, require, wrap_angle
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # gym-pusht imports pygame
 

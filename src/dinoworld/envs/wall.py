@@ -102,8 +102,8 @@ from typing import Any
 
 import numpy as np
 
-from dinoworld.data.trajectories import dino_wm_world
-from dinoworld.envs.base import GoalEnv, Policy
+from ..data.trajectories import dino_wm_world
+from .base import GoalEnv, Policy
 
 WORLD_PX = 65
 BORDER_WALL_LOC = 5

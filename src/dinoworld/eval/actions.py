@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from ..data.featurize import Featurizer
+from ..devices import module_device
 from ..errors import UserError
 from ..model import prediction_loss, self_fed_prediction
 
@@ -38,7 +39,7 @@ def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, bat
     """
     predictor = getattr(model, "predictor", model)
     encoder = encoder if encoder is not None else getattr(model, "encoder", None)
-    device = torch.device(device) if device is not None else next(predictor.parameters()).device
+    device = torch.device(device) if device is not None else module_device(predictor)
     if isinstance(data, IterableDataset):
         data = DataLoader(data, batch_size=batch_size, drop_last=True, num_workers=0)
     featurize = Featurizer(encoder, device)
@@ -65,7 +66,8 @@ def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, bat
             fed_shuffled = space(self_fed_prediction(predictor, feats[:, :1], times[:, :1], times[:, 1:], other))
             losses = [prediction_loss(true, target), prediction_loss(shuffled, target),
                       prediction_loss(space(feats[:, :-1]), target), prediction_loss(fed_true, target),
-                      prediction_loss(fed_shuffled, target), prediction_loss(space(feats[:, :1]).expand_as(target), target)]
+                      prediction_loss(fed_shuffled, target),
+                      prediction_loss(space(feats[:, :1]).expand_as(target), target)]
             sums += b * torch.tensor([x.item() for x in losses], dtype=torch.float64)
             clips += b
     finally:

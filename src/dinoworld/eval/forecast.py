@@ -43,11 +43,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.dense import DATASETS, TASKS, DenseDataset, read_dense
+from ..data.dense import DATASETS, IGNORE, TASKS, DenseDataset, read_dense
 from ..errors import UserError
 from ..model import context_mean_prediction, copy_last_prediction
 from .heads import (
-    IGNORE,
     DenseHead,
     HeadConfig,
     encode_crops,
@@ -193,7 +192,8 @@ def rmse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, max_dep
     return float(np.sqrt(np.mean((p[v] - g[v]) ** 2)))
 
 
-def sliding_windows(height: int, width: int, window: tuple[int, int] | int, stride: int) -> list[tuple[int, int, int, int]]:
+def sliding_windows(height: int, width: int, window: tuple[int, int] | int,
+                    stride: int) -> list[tuple[int, int, int, int]]:
     """``(top, left, h, w)`` boxes covering the image: a grid with ``stride``, the last row and column
     of windows moved back to touch the border (mmsegmentation's ``slide_inference``); a window larger
     than the image shrinks to it; ``window`` 0 = the whole image."""
@@ -408,7 +408,8 @@ def evaluate_forecast(wm: Any, datasets: dict[str, DenseDataset], heads: dict[st
         seq_len = max((len(s.frames) for s in ds0.sequences), default=0)
         raise UserError(f"no forecasting window in {ds0.name} {ds0.split}: a window needs an annotated frame at index "
                         f">= {protocol.target} (longest sequence: {seq_len} frames)")
-    shared = {t: datasets[t] for t in heads if [s.frames for s in datasets[t].sequences] == [s.frames for s in ds0.sequences]}
+    frames0 = [s.frames for s in ds0.sequences]
+    shared = {t: datasets[t] for t in heads if [s.frames for s in datasets[t].sequences] == frames0}
     skipped: list[str] = []
     unlabelled = 0
     for n, sample in enumerate(samples):
@@ -440,11 +441,12 @@ def evaluate_forecast(wm: Any, datasets: dict[str, DenseDataset], heads: dict[st
                 f"(first: {skipped[0]})")
         if len(skipped) == len(samples):
             raise UserError(f"cannot score any of the {line}; restore the missing or damaged files")
-        warn(f"warning: skipped {line}")
+        print(f"warning: skipped {line}", file=sys.stderr, flush=True)
     for t in heads:  # a task whose frames differ from the first one's: its own pass
         if t in shared:
             continue
-        sub = evaluate_forecast(wm, {t: datasets[t]}, {t: heads[t]}, protocol, scoring, max_samples, batch_size, progress)
+        sub = evaluate_forecast(wm, {t: datasets[t]}, {t: heads[t]}, protocol, scoring, max_samples, batch_size,
+                                progress)
         scores[t] = sub.scores[t]
         skipped += sub.skipped
     fps = ds0.sequences[0].fps
@@ -533,20 +535,14 @@ def run_forecast_eval(wm: Any, dataset: str, root: str | Path, heads_dir: str | 
 
 
 # -- output ---------------------------------------------------------------------------------------
-PAPER_TABLE1 = {  # DINO-world ViT-B and copy-last, paper Table 1 (for reference beside measured numbers)
-    "vspw": {"present": 52.8, "short": {"model": 51.6, "copy_last": 47.9}, "mid": {"model": 47.0, "copy_last": 42.1}},
-    "cityscapes": {"present": 68.6, "short": {"model": 64.7, "copy_last": 53.2}, "mid": {"model": 55.1, "copy_last": 39.7}},
-    "kitti": {"present": 2.963, "short": {"model": 3.214, "copy_last": 3.778}, "mid": {"model": 4.268, "copy_last": 4.745}},
-}
-
-
 def format_table(summary: dict[str, Any]) -> str:
     """Table 1's shape: rows predicted / copy-last per metric, columns present / short / mid."""
     hs = summary.get("horizons_s", {})
     head = (f"{summary.get('dataset', '')} {summary.get('split', '')}: {summary.get('windows', 0)} windows; "
             f"short {1000 * hs.get('short', float('nan')):.1f} ms, mid {1000 * hs.get('mid', float('nan')):.1f} ms")
     lines = [head, f"{'':<22}{'present':>9}{'short':>9}{'mid':>9}"]
-    for metric, label, fmt in (("miou", "mIoU % (higher better)", "{:9.1f}"), ("rmse", "RMSE m (lower better)", "{:9.3f}")):
+    for metric, label, fmt in (("miou", "mIoU % (higher better)", "{:9.1f}"),
+                               ("rmse", "RMSE m (lower better)", "{:9.3f}")):
         t = summary.get(metric)
         if not t:
             continue
@@ -576,7 +572,3 @@ def write_summary(ev: ForecastEval, out: str | Path) -> str:
     atomic_write_json(path, json.loads(json.dumps({**ev.summary, "skipped_windows": ev.skipped},
                                                   default=lambda x: None)))
     return str(path)
-
-
-def warn(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)

@@ -13,7 +13,6 @@ settings) + ``DIR/model.safetensors``; :func:`load_head` refuses a head made for
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.dense import IGNORE
+from ..devices import module_device
 from ..errors import UserError
 from ..files import atomic_write, atomic_write_json
 
-IGNORE = 255
 HEAD_FORMAT = "dinoworld-dense-head/1"
 
 
@@ -87,14 +87,8 @@ def encode_crops(encoder: Any, crops: torch.Tensor, batch_size: int = 32) -> tor
     ph, pw = patch_multiple(h, patch), patch_multiple(w, patch)
     if (ph, pw) != (h, w):
         crops = F.interpolate(crops, size=(ph, pw), mode="bilinear", align_corners=False, antialias=True)
-    dev = _device(encoder)
+    dev = module_device(encoder)
     return torch.cat([encoder(crops[i : i + batch_size].to(dev)) for i in range(0, len(crops), batch_size)])
-
-
-def _device(module: Any) -> torch.device:
-    for t in list(module.parameters()) + list(module.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 # -- images ---------------------------------------------------------------------------------------
@@ -150,7 +144,7 @@ def train_head(encoder: Any, pairs: Sequence[tuple[Any, Any]], load_frame: Calla
         raise UserError(f"head training needs >= 1 step, got {steps}")
     gen = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    head = DenseHead(cfg).to(_device(encoder))
+    head = DenseHead(cfg).to(module_device(encoder))
     if cfg.task == "depth":  # start at the mean depth: MSE in metres from 0 takes long to settle
         with torch.no_grad():
             sample = [load_label(pairs[int(i)][1]) for i in gen.integers(len(pairs), size=min(len(pairs), 16))]
@@ -183,7 +177,8 @@ def train_head(encoder: Any, pairs: Sequence[tuple[Any, Any]], load_frame: Calla
             targets.append(t)
         size = tuple(targets[0].shape)
         if any(tuple(t.shape) != size for t in targets):  # images of several sizes: one step each
-            loss = sum(head_loss(head(f[None], tuple(t.shape)), t[None].to(f.device), cfg) for f, t in zip(feats, targets))
+            loss = sum(head_loss(head(f[None], tuple(t.shape)), t[None].to(f.device), cfg)
+                       for f, t in zip(feats, targets))
             loss = loss / len(feats)
         else:
             out = head(torch.stack(feats), size)
@@ -240,7 +235,3 @@ def load_head(folder: str | Path, encoder: str | None = None, dim: int | None = 
     head = DenseHead(cfg)
     head.load_state_dict(load_file(str(d / "model.safetensors")))
     return head.to(device).eval()
-
-
-def num_params(head: DenseHead) -> int:
-    return int(sum(math.prod(p.shape) for p in head.parameters()))

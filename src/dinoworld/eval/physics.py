@@ -188,7 +188,8 @@ def read_inflevel(root: Path) -> PairSet:
                 except (KeyError, AttributeError):
                     raise UserError(f"{path} needs columns vid1_path, vid2_path, vid1_label") from None
                 if l1 not in ("possible", "impossible"):
-                    out.problems.append(f"{path.name} row {k + 2}: vid1_label {l1!r} is neither possible nor impossible")
+                    out.problems.append(f"{path.name} row {k + 2}: vid1_label {l1!r} is neither possible "
+                                        "nor impossible")
                     continue
 
                 def ref(p: str, col: str) -> VideoRef:
@@ -215,7 +216,8 @@ def read_pairs(dataset: str, root: str | Path) -> PairSet:
         raise UserError(f"dataset root {r} does not exist (or is not a folder); pass --root DIR")
     ps = READERS[dataset](r)
     if not ps.pairs:
-        hint = {"intphys": "O1/<scene>/{1..4}/scene/*.png + status.json", "grasp": "P_<prop>/NAME.mp4 + IP_<prop>/NAME.mp4",
+        hint = {"intphys": "O1/<scene>/{1..4}/scene/*.png + status.json",
+                "grasp": "P_<prop>/NAME.mp4 + IP_<prop>/NAME.mp4",
                 "inflevel": "<property>.csv with vid1_path, vid2_path, vid1_label",
                 "folder": "possible/NAME.mp4 + impossible/NAME.mp4"}[dataset]
         extra = f" ({len(ps.problems)} problems, first: {ps.problems[0]})" if ps.problems else ""
@@ -278,7 +280,8 @@ AGGREGATIONS = (("", "mean"), ("_max", "max"))
 PredictFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def window_targets(times: np.ndarray, context: int, stride: int = 1, gap: float | None = None) -> tuple[np.ndarray, int]:
+def window_targets(times: np.ndarray, context: int, stride: int = 1,
+                   gap: float | None = None) -> tuple[np.ndarray, int]:
     """Target frame indices of the sliding windows, and the gap in frames between the last context
     frame and the target (1 = the next frame; ``gap`` seconds are rounded to whole frames)."""
     n = len(times)
@@ -329,7 +332,8 @@ def video_surprise(wm: Any, frames: np.ndarray, times: np.ndarray, resolution: i
     """Encode ``frames (T, H, W, 3)`` uint8 at ``resolution`` with ``wm``'s encoder and score them."""
     x = resize_crop(frames, (resolution, resolution))  # (T, 3, r, r)
     feats = wm.encode(x[None], batch_size=batch_size)[0]  # (T, h, w, D)
-    return surprise_from_features(feats, times, None if copy_last_only else wm.predict, context, stride, gap, batch_size)
+    predict = None if copy_last_only else wm.predict
+    return surprise_from_features(feats, times, predict, context, stride, gap, batch_size)
 
 
 # -- relative accuracy ----------------------------------------------------------------------------
@@ -424,7 +428,8 @@ def evaluate_pairs(wm: Any, pairs: Sequence[Pair], resolution: int, context: int
 def format_table(summary: dict[str, Any]) -> str:
     """Per-property table (Table 9 style) in percent: model, copy-last and context-mean, each mean / max."""
     cols = list(SCORES)
-    head = f"{'property':<28} {'pairs':>5} {'mean':>7} {'max':>7} {'copy':>7} {'copy-max':>8} {'ctxmean':>8} {'ctx-max':>8}"
+    head = (f"{'property':<28} {'pairs':>5} {'mean':>7} {'max':>7} {'copy':>7} {'copy-max':>8} {'ctxmean':>8} "
+            f"{'ctx-max':>8}")
     lines = [head]
 
     def row(name: str, d: dict[str, Any], n: int | str) -> str:

@@ -2,8 +2,9 @@
 
 Used by ``dinoworld rollout`` and the demo. Errors compare predicted and encoded features of the
 true frame at the same time, for the autoregressive rollout, the direct prediction and the
-copy-last and context-mean (hedging) baselines, in two metrics: mean absolute error (L1) and the training objective (smooth L1,
-β = 0.1), which forgives the many small errors of a blurry prediction more than L1 does.
+copy-last and context-mean (hedging) baselines, in two metrics: mean absolute error (L1) and the
+training objective (smooth L1, β = 0.1), which forgives the many small errors of a blurry
+prediction more than L1 does.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def object_centroid(feats: torch.Tensor, background: torch.Tensor) -> torch.Tens
     return torch.stack([(d * rows).sum() / total, (d * cols).sum() / total])
 
 
-def arrival(pred: torch.Tensor, true: torch.Tensor, last: torch.Tensor, background: torch.Tensor) -> tuple[float, float]:
+def arrival(pred: torch.Tensor, true: torch.Tensor, last: torch.Tensor,
+            background: torch.Tensor) -> tuple[float, float]:
     """How much of the objects' arrival at new places a prediction shows, as ``(overlap, total)``.
 
     With ``dev(f)`` the per-patch feature distance to ``background (D,)``, the true arrival map is
@@ -100,23 +102,19 @@ def arrival_captured(arrivals: list[dict[str, list]], method: str = "autoregress
     return out
 
 
-def default_resolution(wm: WorldModel) -> int:
-    """The resolution the checkpoint was trained at (224 if it does not say)."""
-    return wm.meta.training_resolution or 224
-
-
 def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: float = 2.0, step: float = 0.25,
                   start: float = 0.0, resolution: int | None = None) -> Rollout:
     """Context frames at ``start + i*step`` (i < context), then predictions every ``step`` up to ``horizon``."""
     if context < 1 or step <= 0 or horizon < step:
         raise UserError("need --context >= 1, --step > 0 and --horizon >= --step")
     info = probe_video(video)
-    res = resolution or default_resolution(wm)
+    res = resolution or wm.meta.training_resolution
     k = int(round(horizon / step))
     ctx_t = start + step * np.arange(context)
     fut_t = ctx_t[-1] + step * np.arange(1, k + 1)
     if ctx_t[-1] > info.span:
-        raise UserError(f"{video} lasts {info.span:.2f}s; the context needs {ctx_t[-1]:.2f}s (lower --start/--step/--context)")
+        raise UserError(f"{video} lasts {info.span:.2f}s; the context needs {ctx_t[-1]:.2f}s "
+                        "(lower --start/--step/--context)")
     avail = fut_t <= info.span + 1e-6
     want = np.concatenate([ctx_t, fut_t[avail]])
     raw, actual = decode_at(str(video), want)
@@ -155,7 +153,8 @@ def rollout_video(wm: WorldModel, video: str | Path, context: int = 4, horizon: 
     return out
 
 
-def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout", title: str | None = None) -> dict[str, str]:
+def write_rollout_outputs(r: Rollout, out_dir: str | Path, name: str = "rollout",
+                          title: str | None = None) -> dict[str, str]:
     """Figure (PNG), video (MP4), horizon plot (PNG) and errors (JSON) of a rollout."""
     from ..viz import fit_pca, horizon_plot, motion_figure, rollout_figure, write_rollout_mp4
 

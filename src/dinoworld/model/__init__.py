@@ -31,8 +31,7 @@ from .world_model import StreamingPredictor, WorldModel
 __all__ = [
     "CONTROL_RATE_HZ", "SIZES", "ActionSpace", "CheckpointMeta", "ContextState", "EncoderInfo", "Predictor",
     "PredictorConfig", "StreamingPredictor", "WorldModel", "build_predictor", "checkpoint_folder", "compile_predictor",
-    "complete_checkpoints", "context_mean_prediction", "copy_last_prediction", "count_parameters", "group_actions", "latest_checkpoint",
-    "load_predictor", "normalize_actions", "predictor_config", "prediction_loss", "read_meta", "read_model_folder",
-    "self_fed_prediction",
-    "ungroup_actions", "write_model_folder",
+    "complete_checkpoints", "context_mean_prediction", "copy_last_prediction", "count_parameters", "group_actions",
+    "latest_checkpoint", "load_predictor", "normalize_actions", "predictor_config", "prediction_loss", "read_meta",
+    "read_model_folder", "self_fed_prediction", "ungroup_actions", "write_model_folder",
 ]

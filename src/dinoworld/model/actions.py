@@ -27,6 +27,11 @@ from ..errors import UserError
 CONTROL_RATE_HZ = 10.0
 
 
+def model_action_dim(raw_dim: int, frameskip: int) -> int:
+    """Width of one model action: ``frameskip`` raw actions of ``raw_dim`` each, concatenated."""
+    return int(frameskip) * int(raw_dim)
+
+
 def group_actions(actions: np.ndarray | torch.Tensor, frameskip: int):
     """Raw actions ``(..., n·f, A)`` -> model actions ``(..., n, f·A)`` (consecutive ones concatenated)."""
     *lead, n, a = actions.shape
@@ -65,7 +70,8 @@ class ActionSpace(nn.Module):
                  control_rate_hz: float = CONTROL_RATE_HZ, env: str | None = None) -> None:
         super().__init__()
         if len(mean) != len(std) or len(mean) == 0:
-            raise UserError(f"action statistics need one mean and one std per dimension, got {len(mean)} and {len(std)}")
+            raise UserError(f"action statistics need one mean and one std per dimension, "
+                            f"got {len(mean)} and {len(std)}")
         if frameskip < 1:
             raise UserError(f"frameskip must be >= 1, got {frameskip}")
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32))
@@ -79,7 +85,7 @@ class ActionSpace(nn.Module):
     @property
     def model_dim(self) -> int:
         """Width of one model action: ``frameskip · raw_dim``."""
-        return self.frameskip * self.raw_dim
+        return model_action_dim(self.raw_dim, self.frameskip)
 
     @property
     def step_seconds(self) -> float:
@@ -97,4 +103,5 @@ class ActionSpace(nn.Module):
         return raw * self.std + self.mean
 
     def extra_repr(self) -> str:
-        return f"raw_dim={self.raw_dim}, frameskip={self.frameskip}, control_rate_hz={self.control_rate_hz}, env={self.env}"
+        return (f"raw_dim={self.raw_dim}, frameskip={self.frameskip}, control_rate_hz={self.control_rate_hz}, "
+                f"env={self.env}")

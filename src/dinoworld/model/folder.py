@@ -64,12 +64,13 @@ class CheckpointMeta:
     extra: dict[str, Any] = field(default_factory=dict)  #: keys written by other versions
 
     @property
-    def training_resolution(self) -> int | None:
-        """The recorded resolution, else the last training stage's (older folders)."""
+    def training_resolution(self) -> int:
+        """The frame side (px) to run this model at: the recorded resolution, else the last training
+        stage's (older folders), else 224 (the paper's) for folders that record neither."""
         if self.resolution:
             return int(self.resolution)
         stages = (self.train_config or {}).get("stages") or []
-        return int(stages[-1]["resolution"]) if stages else None
+        return int(stages[-1]["resolution"]) if stages else 224
 
     def action_space(self) -> ActionSpace | None:
         """The model's action space, or None for a model without actions."""

@@ -50,5 +50,6 @@ def self_fed_prediction(predictor, context: torch.Tensor, context_times: torch.T
         t = query_times[:, k : k + 1]
         pred = predictor(context, context_times, t, None if actions is None else actions[:, k : k + 1])
         preds.append(pred)
-        context, context_times = torch.cat([context, pred.to(context.dtype)], dim=1), torch.cat([context_times, t], dim=1)
+        context = torch.cat([context, pred.to(context.dtype)], dim=1)
+        context_times = torch.cat([context_times, t], dim=1)
     return torch.cat(preds, dim=1)

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..devices import module_device
 from ..encoders import FrozenEncoder, load_encoder
 from ..encoders.hf import hub_offline, hub_unreachable
 from ..errors import UserError
@@ -93,7 +94,8 @@ class WorldModel(nn.Module):
         if load_encoder_model:
             name = meta.encoder.name
             if not name or name == "unknown":
-                raise UserError("this checkpoint does not record its encoder; build WorldModel(encoder, predictor) yourself")
+                raise UserError("this checkpoint does not record its encoder; "
+                                "build WorldModel(encoder, predictor) yourself")
             encoder = load_encoder(name, weights=encoder_weights or meta.encoder.weights)
         return cls(encoder, predictor, meta).to(device)
 
@@ -107,7 +109,7 @@ class WorldModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.predictor.query.device
+        return module_device(self.predictor)
 
     # -- inference ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -118,7 +120,8 @@ class WorldModel(nn.Module):
         frames = _as_batch(frames, 5)
         b, t = frames.shape[:2]
         flat = frames.flatten(0, 1)
-        out = torch.cat([self.encoder(flat[i : i + batch_size].to(self.device)) for i in range(0, len(flat), batch_size)])
+        out = torch.cat([self.encoder(flat[i : i + batch_size].to(self.device))
+                         for i in range(0, len(flat), batch_size)])
         return out.view(b, t, *out.shape[1:])
 
     @torch.no_grad()

@@ -46,6 +46,7 @@ import torch
 
 from ..data.trajectories import collection_fingerprint, load_trajectories
 from ..data.video import resize_crop
+from ..devices import uses_bf16
 from ..errors import UserError
 from ..files import atomic_write_json, atomic_write_text
 from ..model import WorldModel
@@ -144,7 +145,8 @@ class PlanningTask:
         if wm.predictor.action_blocks is None or space is None:
             raise UserError("this checkpoint has no action blocks: fine-tune it with `dinoworld finetune` first")
         if space.env and space.env != env_name:
-            raise UserError(f"--env {env_name} but the checkpoint was fine-tuned on {space.env}; pass --env {space.env}")
+            raise UserError(f"--env {env_name} but the checkpoint was fine-tuned on {space.env}; "
+                            f"pass --env {space.env}")
         if wm.encoder is None:
             raise UserError("planning needs the checkpoint's encoder")
         self.wm, self.space, self.env_name = wm, space, env_name
@@ -153,13 +155,16 @@ class PlanningTask:
         if self.data.env and self.data.env != env_name:
             raise UserError(f"--data {data} holds {self.data.env} trajectories, not {env_name}")
         if self.data.action_dim != space.raw_dim:
-            raise UserError(f"--data {data} has {self.data.action_dim}-d actions but the checkpoint expects {space.raw_dim}-d")
-        self.resolution = wm.meta.training_resolution or 224
+            raise UserError(f"--data {data} has {self.data.action_dim}-d actions but the checkpoint expects "
+                            f"{space.raw_dim}-d")
+        self.resolution = wm.meta.training_resolution
         self.env = make_env(env_name, img_size=getattr(self.data, "img_size", None) or self.resolution)
         now = self.env.world_version
-        for what, recorded in ((f"checkpoint {wm.meta.env} model", wm.meta.world), (f"--data {data}", self.data.world_version)):
+        for what, recorded in ((f"checkpoint {wm.meta.env} model", wm.meta.world),
+                               (f"--data {data}", self.data.world_version)):
             if (recorded or "") != now:
-                raise UserError(f"the {what} comes from the {env_name} world {recorded or '(before world versions)'!r}, "
+                was = recorded or "(before world versions)"
+                raise UserError(f"the {what} comes from the {env_name} world {was!r}, "
                                 f"but this dinoworld simulates {now!r}: collect new data with `dinoworld collect "
                                 f"--env {env_name}` and fine-tune on it")
         split = wm.meta.split or {}
@@ -205,7 +210,8 @@ class PlanningTask:
             tries += 1
             if tries > 50 * max(len(order), n) and made == 0:
                 raise UserError(f"no held-out start is {goal_steps} steps from a goal that doing nothing misses "
-                                f"({solved} tried were solved by zero actions); raise --goal-steps or drop --nontrivial")
+                                f"({solved} tried were solved by zero actions); "
+                                "raise --goal-steps or drop --nontrivial")
             length = self.data.length(p)
             if length < goal_steps:
                 if tries > 10 * len(order) and made == 0:
@@ -322,7 +328,7 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
         raise UserError(f"unknown precision {cfg.precision!r}; use auto, bf16 or fp32")
     if cfg.planner != "gd":
         cfg.cem.check_elites()
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and wm.device.type == "cuda")
+    bf16 = uses_bf16(cfg.precision, wm.device)
     wm.predictor.to(torch.bfloat16 if bf16 else torch.float32)
     task = PlanningTask(wm, env_name, data)
     f = task.space.frameskip
@@ -359,8 +365,8 @@ def _plan_batches(task: PlanningTask, specs: list[EpisodeSpec], rows: list[dict[
     appended to ``rows`` (and ``episodes.jsonl``) once it is finished."""
     f, device = task.space.frameskip, task.wm.device
     oracle_cfg = replace(cfg, cem=replace(cfg.cem, topk=min(cfg.cem.topk, cfg.cem.samples)))  # also under gd
-    bar = progress_bar(total=len(specs), initial=len(rows), desc=f"plan {task.env_name} ({cfg.planner}, {cfg.protocol} protocol)", unit="ep",
-                       disable=not progress)
+    bar = progress_bar(total=len(specs), initial=len(rows), unit="ep", disable=not progress,
+                       desc=f"plan {task.env_name} ({cfg.planner}, {cfg.protocol} protocol)")
     for b0 in range(len(rows), len(specs), cfg.batch):
         gen = torch.Generator(device=device).manual_seed(_batch_seed(cfg.seed, b0 // cfg.batch))
         rng = np.random.default_rng([cfg.seed, 0xBA5E, b0 // cfg.batch])
@@ -503,7 +509,8 @@ def _run_mpc(task: PlanningTask, batch: list[EpisodeSpec], goals: torch.Tensor, 
              gen: torch.Generator, records: list) -> tuple[list[tuple[np.ndarray, int | None]], float]:
     f, m = task.space.frameskip, cfg.replan_every
     states = [s.start_state.copy() for s in batch]
-    first: list[int | None] = [0 if task.env.eval_state(s.goal_state, s.start_state)["success"] else None for s in batch]
+    first: list[int | None] = [0 if task.env.eval_state(s.goal_state, s.start_state)["success"] else None
+                               for s in batch]
     warm, spent, secs = None, 0, 0.0
     while spent < cfg.mpc_steps:
         _sync(task.wm.device)
@@ -587,7 +594,8 @@ def parse_budgets(text: str) -> list[tuple[int, int]]:
                 raise ValueError
             out.append((n, j))
         except ValueError:
-            raise UserError(f"--sweep {text!r}: write budgets as SAMPLESxITERATIONS, comma-separated, e.g. 64x5,300x30") from None
+            raise UserError(f"--sweep {text!r}: write budgets as SAMPLESxITERATIONS, comma-separated, "
+                            "e.g. 64x5,300x30") from None
     return out
 
 
@@ -610,6 +618,7 @@ def budget_sweep(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningC
     atomic_write_json(out / "budget_sweep.json", rows)
     horizon_plot([r["budget"] for r in rows], {cfg.planner: [r["success_rate"] for r in rows],
                                                "random actions (baseline)": [r["random_success_rate"] for r in rows]},
-                 out / "budget_sweep.png", ylabel="success rate", ylim=(0, 1), xlabel="planning budget (samples x iterations)",
+                 out / "budget_sweep.png", ylabel="success rate", ylim=(0, 1),
+                 xlabel="planning budget (samples x iterations)",
                  title=f"{env_name}: success vs budget ({cfg.episodes} episodes)")
     return {"budgets": rows, "figure": str(out / "budget_sweep.png")}

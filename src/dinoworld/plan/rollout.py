@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from ..devices import module_device
 from ..errors import UserError
 from ..model.loss import self_fed_prediction
 from ..model.predictor import ContextState, Predictor
@@ -61,7 +62,7 @@ class LatentRollout:
         self.step = float(step_seconds)
         # read once here, never inside the planning loop
         self.chunk = chunk
-        self.memory_budget = memory_budget or (None if chunk else default_memory_budget(predictor.query.device))
+        self.memory_budget = memory_budget or (None if chunk else default_memory_budget(module_device(predictor)))
 
     def chunk_size(self, n: int, horizon: int) -> int:
         if self.chunk:

@@ -18,7 +18,12 @@ import torch
 from ..errors import UserError
 from ..files import fsync_dir
 from ..model.folder import (
-    CHECKPOINTS_DIR, CheckpointMeta, complete_checkpoints, latest_checkpoint, newest_usable, read_model_folder,
+    CHECKPOINTS_DIR,
+    CheckpointMeta,
+    complete_checkpoints,
+    latest_checkpoint,
+    newest_usable,
+    read_model_folder,
     write_model_folder,
 )
 

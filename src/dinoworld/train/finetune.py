@@ -17,10 +17,16 @@ import yaml
 from ..config import merge, parse_overrides
 from ..data.trajectories import load_trajectories
 from ..data.trajectory_clips import (
-    TrajectoryInfo, _same_folder, num_windows, split_episodes, steps_for_epochs, trajectory_info,
+    TrajectoryInfo,
+    _same_folder,
+    num_windows,
+    split_episodes,
+    steps_for_epochs,
+    trajectory_info,
 )
 from ..envs import ENV_NAMES
 from ..errors import UserError
+from ..model.actions import model_action_dim
 from ..model.folder import checkpoint_folder, read_meta
 from .config import Stage, TrainConfig
 
@@ -63,8 +69,9 @@ def finetune_config(env: str, data: str, mode: str, init: str | None = None, con
     Precedence: paper defaults < fine-tuning defaults (T=4, base size, validation on the held-out
     episodes, the init checkpoint's encoder) < ``config`` file < ``overrides`` < what the mode and
     data impose (``data.kind``/``source``, ``model.action_dim = A·f``, ``finetune.init``/``trainable``).
-    Unless given, ``stages`` is one stage at ``finetune.resolution`` px (224, the paper's) of ``steps_for_epochs(epochs)`` steps on the training
-    split, and the warm-up is shortened to 10 % of the run (capped at the default).
+    Unless given, ``stages`` is one stage at ``finetune.resolution`` px (224, the paper's) of
+    ``steps_for_epochs(epochs)`` steps on the training split, and the warm-up is shortened to 10 % of
+    the run (capped at the default).
     """
     env = str(env).lower()
     if env not in ENV_NAMES:
@@ -104,7 +111,7 @@ def finetune_config(env: str, data: str, mode: str, init: str | None = None, con
 
     ft_updates: dict[str, Any] = {"init": str(init_folder or ""), "trainable": "actions" if mode == "frozen" else "all"}
     ft_updates["env"] = env
-    action_dim = ds.action_dim * cfg.data.frameskip
+    action_dim = model_action_dim(ds.action_dim, cfg.data.frameskip)
     cfg = merge(cfg, {"data": {"kind": "trajectories", "source": str(root)}, "model": {"action_dim": action_dim},
                       "finetune": ft_updates})
     if init_folder is not None:

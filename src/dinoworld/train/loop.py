@@ -25,16 +25,23 @@ from ..config import to_dict
 from ..data.cache import FeatureClipDataset
 from ..data.factory import detect_kind
 from ..data.featurize import Featurizer
-from ..progress import progress_bar
+from ..devices import uses_bf16
 from ..encoders import load_encoder
 from ..errors import UserError
 from ..model import Predictor, build_predictor, compile_predictor, prediction_loss
 from ..model.attention import resolve_backend
 from ..model.folder import CheckpointMeta, EncoderInfo, latest_checkpoint, load_predictor
+from ..progress import progress_bar
 from .checkpoint import remove_stale_writes, resume_point, save_checkpoint
 from .config import TrainConfig
 from .distributed import (
-    Dist, all_gather_objects, all_reduce_mean, all_reduce_sum, barrier, init_distributed, shutdown_distributed,
+    Dist,
+    all_gather_objects,
+    all_reduce_mean,
+    all_reduce_sum,
+    barrier,
+    init_distributed,
+    shutdown_distributed,
     wrap_model,
 )
 from .logging import MetricsLogger
@@ -42,7 +49,7 @@ from .streams import check_cache_encoder, check_cache_resolution, make_stream, t
 
 #: data seed of the validation stream (the same held-out clips at every validation)
 VAL_SEED = 12345
-#: how ``train`` tells the user to give encoder weights (its option, not the other verbs' flag)
+#: how ``train`` and ``finetune`` tell the user to give encoder weights (a config key: they have no flag for it)
 WEIGHTS_HINT = "model.encoder_weights=PATH"
 
 
@@ -308,7 +315,7 @@ def _train(cfg: TrainConfig, env: Dist, resume: bool, max_steps: int | None, ret
             print(f"resuming from {ckpt} at step {step}")
 
     logger = MetricsLogger(out, env.is_main, cfg.tensorboard, start_step=step)
-    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and env.device.type == "cuda")
+    use_bf16 = uses_bf16(cfg.precision, env.device)
     autocast = (lambda: torch.autocast(env.device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
     conditioned = _unwrap(model).action_blocks is not None
     if kind == "trajectories" and not conditioned and env.is_main:

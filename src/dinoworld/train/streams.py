@@ -11,7 +11,7 @@ from ..data.sources import VideoClipDataset
 from ..data.trajectories import collection_fingerprint
 from ..data.trajectory_clips import trajectory_clip_stream, trajectory_info
 from ..errors import UserError
-from ..model.actions import CONTROL_RATE_HZ
+from ..model.actions import CONTROL_RATE_HZ, model_action_dim
 from .config import ModelConfig, TrainConfig
 from .distributed import Dist
 
@@ -21,7 +21,7 @@ def check_action_dim(cfg: TrainConfig) -> None:
     exactly those. ``model.action_dim=0`` (and no init) pre-trains without actions on the frames."""
     d = cfg.data
     info = trajectory_info(d.source, cfg.seed, cfg.finetune.val_fraction)
-    want = info.raw_action_dim * d.frameskip
+    want = model_action_dim(info.raw_action_dim, d.frameskip)
     if cfg.model.action_dim and cfg.model.action_dim != want:
         raise UserError(f"model.action_dim={cfg.model.action_dim} but the data gives {info.raw_action_dim}-d actions "
                         f"x frameskip {d.frameskip} = {want}; set model.action_dim={want}")

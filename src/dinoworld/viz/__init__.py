@@ -1,6 +1,6 @@
 """Visualisation: PCA-to-RGB latent rollouts, motion maps, cross-attention maps, horizon plots, rollout videos."""
 
-from dinoworld.viz.figures import (
+from .figures import (
     attention_figure,
     bar_plot,
     horizon_plot,
@@ -12,8 +12,8 @@ from dinoworld.viz.figures import (
     rollout_figure,
     save_figure,
 )
-from dinoworld.viz.pca import PCA, fit_pca, pca_to_rgb, upsample_nearest
-from dinoworld.viz.video import render_rollout_frames, write_rollout_mp4
+from .pca import PCA, fit_pca, pca_to_rgb, upsample_nearest
+from .video import render_rollout_frames, write_rollout_mp4
 
 __all__ = [
     "PCA",

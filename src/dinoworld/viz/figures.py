@@ -14,17 +14,17 @@ from typing import Union
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
-from dinoworld.files import atomic_write
-from dinoworld.viz.pca import PCA, FeatureColumns, columns_to_rgb, feature_columns, resolve_pca
+from ..files import atomic_write
+from .pca import PCA, FeatureColumns, columns_to_rgb, feature_columns, resolve_pca
 
 __all__ = [
     "rollout_figure",

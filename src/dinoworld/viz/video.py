@@ -11,9 +11,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from dinoworld.data.video import write_video
-from dinoworld.viz.figures import NO_PREDICTION, PAST_END, FrameColumns, format_time, rollout_columns
-from dinoworld.viz.pca import PCA, FeatureColumns, upsample_nearest
+from ..data.video import write_video
+from .figures import NO_PREDICTION, PAST_END, FrameColumns, format_time, rollout_columns
+from .pca import PCA, FeatureColumns, upsample_nearest
 
 __all__ = ["write_rollout_mp4", "render_rollout_frames", "pick_codec"]
 
