@@ -9,8 +9,7 @@ Each run reuses the demo's video set and feature cache, trains with the demo's c
 the held-out synthetic clips exactly as the demo does. Prints, per seed: L1 of the autoregressive
 rollout at the first and last horizon, the horizons where it beats both copy-last and the context-mean,
 the arrival captured at the first two horizons (how much of the objects' motion the predictions show)
-and the held-out loss relative to copy-last's. How the demo's settings were chosen: README, "The demo,
-honestly".
+and the held-out loss relative to copy-last's. The demo's measured results: results/demo-cpu-202611.md.
 """
 
 from __future__ import annotations

@@ -264,7 +264,8 @@ def test_learns_to_use_actions(tmp_path, capsys):
 def test_action_verdict_flags_a_model_whose_actions_do_not_steer():
     from dinoworld.eval.actions import FLAT_ACTION_GAP, action_verdict
 
-    # the PointMaze checkpoint of the README (self-fed true / shuffled / copy-first)
+    # the PointMaze checkpoint of results/planning-pointmaze-lookalike-cpu-202611.md
+    # (self-fed true / shuffled / copy-first)
     gap, line = action_verdict({"self_fed_true": 0.001675, "self_fed_shuffled": 0.001677, "copy_first": 0.001651})
     assert gap < FLAT_ACTION_GAP and "barely steer" in line and "1.00x" in line
     gap, line = action_verdict({"self_fed_true": 0.0011, "self_fed_shuffled": 0.0059, "copy_first": 0.0046})

@@ -150,7 +150,7 @@ def _world_model(data, predictor=None, val_fraction=0.5):
 def test_planners_reach_goals_with_an_exact_latent_model(wall_data, planner):
     """The simulator as the model and the smooth stand-in features: planning itself must work. Goals are
     10 recorded steps away: within the stand-in's basin (its blur is at most a quarter of the frame, so
-    its cost is flat for goals much further away; see the planning section of the README)."""
+    its cost is flat for goals much further away)."""
     wm = _world_model(wall_data)
     cfg = PlanningConfig(planner=planner, cost_model="simulator", cem=CEMConfig(48, 4, 6), episodes=16, batch=16,
                          horizon=2, goal_steps=10, replan_every=5, mpc_steps=15, oracle=False)

@@ -34,10 +34,9 @@ HORIZON = 2.0  #: seconds predicted after the last context frame
 NUM_FRAMES = 6
 #: the demo's predictor: the tiny size, reading and predicting per-channel standardised features,
 #: predicting the change since the latest visible frame, and with values that carry their position relative
-#: to the query (value_rope: the option that made its predictions move objects; README "The demo, honestly")
+#: to the query (value_rope: the option that made its predictions move objects; results/demo-cpu-202611.md)
 PREDICTOR = {"residual": True, "standardize": True, "value_rope": True}
-#: optimizer steps and clips per step: many small steps learned more in the CPU budget than fewer large
-#: ones; 2400 (not 1440) let value_rope models move objects on three seeds of three (README "The demo, honestly")
+#: optimizer steps and clips per step (results/demo-cpu-202611.md)
 STEPS = 2400
 BATCH = 8
 RESOLUTION = 112

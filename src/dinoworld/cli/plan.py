@@ -97,4 +97,4 @@ def run(args: argparse.Namespace) -> int:
 
 PLAN = Verb("plan", "plan with a fine-tuned model in its environment (CEM, MPC or GD): success rate vs random",
             "dinoworld plan --env wall --checkpoint runs/wall --data data/wall --episodes 50 --samples 64 "
-            "--iterations 5 --out plan/wall", _args, run)
+            "--iterations 5 --no-oracle --out plan/wall", _args, run)

@@ -85,13 +85,14 @@ FLAT_ACTION_GAP = 1.05
 
 def action_verdict(errs: dict[str, float]) -> tuple[float, str]:
     """``(gap, one line)`` from :func:`action_conditioned_errors`: the gap is the self-fed error with
-    shuffled actions over the one with the true actions, the number planning depends on. Measured on
-    the README's checkpoints: 13x and 5.5x planned Wall at 0.94 and 0.84; 1.00x planned PointMaze at
-    0.36 where the simulator reaches 0.98."""
+    shuffled actions over the one with the true actions, the number planning depends on. Measured in
+    the earlier look-alike worlds (results/planning-wall-lookalike-cpu-202611.md,
+    results/planning-pointmaze-lookalike-cpu-202611.md): 13x and 5.5x planned Wall at 0.94 and 0.84;
+    1.00x planned PointMaze at 0.36 where the simulator reached 0.98."""
     gap = errs["self_fed_shuffled"] / max(errs["self_fed_true"], 1e-30)
     if gap < FLAT_ACTION_GAP:
         return gap, (f"actions barely steer the self-fed rollouts (shuffled / true = {gap:.2f}x): expect plans "
-                     "little better than random actions; train longer or on more varied actions (README: Planning)")
+                     "little better than random actions; train longer or on more varied actions")
     worse = "" if errs["self_fed_true"] < errs["copy_first"] else " but the rollouts are no better than copy-first"
     return gap, f"shuffling the actions makes the self-fed rollouts {gap:.1f}x worse: the model uses its actions{worse}"
 

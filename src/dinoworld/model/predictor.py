@@ -47,7 +47,7 @@ class PredictorConfig:
     rope_freqs: int = 10  #: periods per RoPE axis; rotates 6 * rope_freqs channels of each head
     rope_min_period: float = 1e-2  #: shortest RoPE period (seconds for time, grid units for space)
     rope_max_period: float = 1e2  #: longest RoPE period
-    # -- options that deviate from the paper (off by default; see the README's planning section) --
+    # -- options that deviate from the paper (off by default; measured in results/forecast-probe-cpu-202611.md) --
     #: standardise features per channel (mean / std buffers set from the training data): the model
     #: reads, predicts and is trained on standardised features, so small channels count as much as big ones
     standardize: bool = False
@@ -420,9 +420,9 @@ def compile_predictor(pred: Predictor, mode: str) -> None:
 
     ``blocks`` compiles each cross-attention and action block (identical blocks share one graph;
     mask planning and other data-dependent code stay eager; seconds to compile); ``model`` compiles
-    the whole forward (faster steps, a minute or more to compile). Measured on an H200 (README,
-    "Training throughput"): base at 224², batch 32, 1.46x (blocks) and 1.74x (model) the eager
-    reference.
+    the whole forward (faster steps, a minute or more to compile). Measured on an H200
+    (results/train-throughput-h200-202611.md): base at 224², batch 32, 1.46x (blocks) and 1.74x
+    (model) the eager reference.
     """
     if mode not in COMPILE_MODES:
         raise UserError(f"unknown compile mode {mode!r}; choose one of auto, {', '.join(COMPILE_MODES)}")

@@ -105,7 +105,7 @@ class TrainConfig:
     precision: str = "auto"  #: "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16", "fp32"
     activation_checkpointing: bool = False
     #: torch.compile: "auto" (CUDA: the whole predictor, or each block under FSDP2 / activation
-    #: checkpointing; CPU: none), "model", "blocks", "none". See the README's throughput table.
+    #: checkpointing; CPU: none), "model", "blocks", "none". Measured: results/train-throughput-h200-202611.md.
     compile: str = "auto"
     #: attention backend: "auto" (FlexAttention on CUDA, grouped maskless SDPA on CPU), "flex",
     #: "grouped", "dense" (the reference: SDPA with the materialised boolean mask)
