@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of the throughput and planning work, in priority order, one device session:
+# The GPU checks of the throughput and planning work, in priority order, in one run on a GPU machine:
 #   bash benchmarks/gpu_check.sh OUT_DIR
 # 1. FlexAttention equals the dense reference on CUDA (outputs and gradients, fp32 and bf16);
 # 2. training-step table: base 224² (every path), then base 448², large, giant with the best path;

@@ -15,12 +15,12 @@ def os_error_line(err: OSError) -> str:
     import shutil
     from pathlib import Path
 
+    from .files import nearest_existing
+
     path = err.filename or ""
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         free = ""
-        probe = Path(path).parent if path else Path.cwd()
-        while not probe.exists() and probe.parent != probe:
-            probe = probe.parent
+        probe = nearest_existing(Path(path).parent if path else Path.cwd())
         try:
             free = f"; {shutil.disk_usage(probe).free / 2**20:.1f} MiB free on {probe}"
         except OSError:

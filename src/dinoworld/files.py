@@ -29,6 +29,14 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """``path`` if it exists, else its nearest ancestor that does (a dangling symlink counts as existing)."""
+    probe = Path(path)
+    while not (probe.exists() or probe.is_symlink()) and probe.parent != probe:
+        probe = probe.parent
+    return probe
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write to (by name, e.g. for a library that opens

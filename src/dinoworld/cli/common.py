@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
+from ..files import nearest_existing
 
 #: the help of every verb's ``--json`` flag
 JSON_HELP = "print the result as one JSON object on stdout (every other line goes to stderr)"
@@ -71,13 +72,9 @@ def check_output_folder(path: str | os.PathLike | None, flag: str = "--out") -> 
         return
     target = Path(path).expanduser()
     where = f"{flag} {path}"
-    if len(target.name.encode()) > 255 or any(len(p.encode()) > 255 for p in target.parts):
+    if any(len(p.encode()) > 255 for p in target.parts):
         raise UserError(f"{where}: a name in the path is longer than 255 bytes; choose a shorter {flag}")
-    probe = target
-    while not probe.exists():
-        if probe.is_symlink() or probe.parent == probe:
-            break
-        probe = probe.parent
+    probe = nearest_existing(target)
     if not probe.is_dir():
         raise UserError(f"{where}: {probe} is not a folder (a file is in the way); choose another {flag}")
     try:

@@ -326,14 +326,14 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
         raise UserError("the simulator is not differentiable: plan it with cem or mpc, not gd")
     if cfg.precision not in ("auto", "bf16", "fp32"):
         raise UserError(f"unknown precision {cfg.precision!r}; use auto, bf16 or fp32")
+    if cfg.goals not in GOAL_SOURCES:
+        raise UserError(f"unknown goal source {cfg.goals!r}; use one of {', '.join(GOAL_SOURCES)}")
     if cfg.planner != "gd":
         cfg.cem.check_elites()
     bf16 = uses_bf16(cfg.precision, wm.device)
     wm.predictor.to(torch.bfloat16 if bf16 else torch.float32)
     task = PlanningTask(wm, env_name, data)
     f = task.space.frameskip
-    if cfg.goals not in GOAL_SOURCES:
-        raise UserError(f"unknown goal source {cfg.goals!r}; use one of {', '.join(GOAL_SOURCES)}")
     if cfg.planner == "mpc" and not 0 < cfg.replan_every <= cfg.horizon * f:
         raise UserError(f"MPC executes at most the planned actions before replanning: need 0 < --replan-every "
                         f"<= {cfg.horizon * f} (horizon {cfg.horizon} x frameskip {f})")
