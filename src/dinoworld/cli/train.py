@@ -54,17 +54,19 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _encode_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="videos: folder, manifest (.txt/.csv/.jsonl) or tar shards")
+    p.add_argument("source", help="videos (folder, manifest .txt/.csv/.jsonl, or tar shards) or a trajectory "
+                                  "folder (every frame is encoded, for finetune --features)")
     p.add_argument("--out", required=True, help="cache folder (rerun the same command to resume)")
     p.add_argument("--encoder", default="dinov2-b14-reg",
                    help="frozen encoder (default dinov2-b14-reg; also dinov3-s16/b16/l16, hf:<hub id or folder>)")
     p.add_argument("--encoder-weights",
                    help="local folder/file (also a torch.hub DINOv2 .pth) or hub id of the encoder weights")
-    p.add_argument("--fps", type=positive_float, default=8.0, help="frames per second to cache (default 8)")
+    p.add_argument("--fps", type=positive_float, default=8.0,
+                   help="frames per second to cache (default 8; videos only)")
     p.add_argument("--resolution", type=positive_int, default=224,
                    help="square frame side (multiple of the patch size)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="frames per encoder batch (default 16)")
-    p.add_argument("--shard-size", type=positive_int, default=64, help="videos per shard file")
+    p.add_argument("--shard-size", type=positive_int, default=64, help="videos per shard file (videos only)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
@@ -72,12 +74,21 @@ def run_encode(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ..data import encode_videos_to_cache, list_videos
+    from ..data.factory import detect_kind
+    from ..data.trajectory_cache import encode_trajectories
     from ..encoders import load_encoder
 
     check_output_folder(args.out)
     device = pick_device()
     enc = load_encoder(args.encoder, weights=args.encoder_weights, device=device,
                        weights_hint="--encoder-weights PATH")
+    if detect_kind(args.source) == "trajectories":
+        t = encode_trajectories(args.source, enc, args.out, size=args.resolution, batch_size=args.batch_size,
+                                encoder_weights=args.encoder_weights)
+        d = dataclasses.asdict(t)
+        print(" ".join(f"{k}={v}" for k, v in d.items()))
+        print(f"fine-tune on it: dinoworld finetune --data {args.source} --features {args.out} ...")
+        return d
     paths = list_videos(args.source)
     s = encode_videos_to_cache(paths, enc, args.out, fps=args.fps, size=(args.resolution, args.resolution),
                                batch_size=args.batch_size, shard_size=args.shard_size)
@@ -95,6 +106,8 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
                    help="scratch: random init, all trained; frozen: --init frozen, action blocks trained; "
                         "full: --init, everything trained")
     p.add_argument("--init", help="pre-trained checkpoint folder (or run folder: its latest checkpoint)")
+    p.add_argument("--features", help="feature cache of --data (`dinoworld encode DATA --out FOLDER`): the encoder "
+                                      "then never runs during training (data.features)")
     p.add_argument("--config", help="YAML file of overrides (same keys as `dinoworld train`)")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. optim.batch_size=256 data.num_workers=8")
     p.add_argument("--epochs", type=positive_float, default=25.0,
@@ -138,7 +151,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     check_output_folder(args.out)
     cfg = finetune_config(args.env, args.data, args.mode, init=args.init, config=args.config,
-                          overrides=args.overrides, epochs=args.epochs, out=args.out)
+                          overrides=args.overrides, epochs=args.epochs, out=args.out, features=args.features)
     check_output_folder(cfg.out_dir, "--out" if args.out else "out_dir")
     warning = cpu_warning(cfg)
     if warning:
@@ -155,12 +168,13 @@ def run_finetune(args: argparse.Namespace) -> int:
     model = summary.pop("model")
     if check and not problem:
         device = module_device(model)
-        encoder = load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights, device=device,
-                               weights_hint=WEIGHTS_HINT)
         d = cfg.data
+        encoder = None if d.features else load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights,
+                                                       device=device, weights_hint=WEIGHTS_HINT)
         stream = trajectory_clip_stream(d.source, split_seed=cfg.seed, val_fraction=cfg.finetune.val_fraction,
                                         val=True, num_frames=d.num_frames, frameskip=d.frameskip,
-                                        size=cfg.stages[-1].resolution, policy=d.crop, seed=VAL_SEED)
+                                        size=cfg.stages[-1].resolution, policy=d.crop, seed=VAL_SEED,
+                                        features=d.features or None)
         errs = action_conditioned_errors(model, stream, encoder, batch_size=cfg.optim.micro_batch_size,
                                          max_batches=args.check_batches)
         summary["action_check"] = errs

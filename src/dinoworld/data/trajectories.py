@@ -303,6 +303,32 @@ def load_trajectories(path: Union[str, Path], action_scale: float | None = None)
         raise UserError(f"{root} holds DINO-WM splits {splits}: pass one of them, e.g. {root / splits[0]}")
     raise UserError(f"{root} has neither {META_FILE} (dinoworld) nor states.pth (DINO-WM)")
 
+# ------------------------------------------------------------------------------ episode readers
+def episode_ids(ds: TrajectoryDataset) -> list[int]:
+    """Per position: the file number (our format) or the index (DINO-WM's layout)."""
+    return list(ds.episode_ids) if isinstance(ds, NpzTrajectories) else list(range(len(ds)))
+
+
+def episode_actions(ds: TrajectoryDataset, i: int) -> np.ndarray:
+    """``actions float32 (L, A)`` of episode position ``i`` (without decoding its frames)."""
+    if isinstance(ds, NpzTrajectories):  # reads only the actions member of the npz
+        return np.asarray(read_episode(episode_path(ds.root, ds.episode_ids[i]), ("actions",))["actions"], np.float32)
+    actions = getattr(ds, "actions", None)
+    if actions is not None and hasattr(ds, "lengths"):  # DINO-WM layout: all actions in memory
+        return np.asarray(actions[i, : ds.length(i)], np.float32)
+    return np.asarray(ds.episode(i)["actions"], np.float32)
+
+
+def episode_arrays(ds: TrajectoryDataset, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(frames uint8 (L+1, H, W, 3), actions float32 (L, A))`` of episode position ``i``."""
+    ep = read_episode(episode_path(ds.root, ds.episode_ids[i]), ("frames", "actions")) \
+        if isinstance(ds, NpzTrajectories) else ds.episode(i)
+    frames, actions = ep["frames"], ep["actions"]
+    if frames.shape[0] < actions.shape[0] + 1:
+        raise UserError(f"episode {i} of {ds.root} has {frames.shape[0]} frames for {actions.shape[0]} actions")
+    return frames, np.asarray(actions, np.float32)
+
+
 def collection_fingerprint(path: Union[str, Path], episodes: Iterable[int] | None = None) -> str:
     """A short hash that tells trajectory collections apart without reading their episodes.
 
@@ -333,6 +359,7 @@ def collection_fingerprint(path: Union[str, Path], episodes: Iterable[int] | Non
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "META_FILE", "TrajectoryDataset", "NpzTrajectories", "DinoWMTrajectories",
-    "collection_fingerprint", "decode_mp4", "episode_path", "is_trajectory_folder", "load_trajectories",
+    "collection_fingerprint", "decode_mp4", "episode_actions", "episode_arrays", "episode_ids", "episode_path",
+    "is_trajectory_folder", "load_trajectories",
     "read_episode", "write_episode", "write_meta",
 ]

@@ -29,7 +29,8 @@ import torch
 from ..errors import UserError
 from ..model.actions import CONTROL_RATE_HZ, group_actions, normalize_actions
 from .stream import Outcome, ResumableStream
-from .trajectories import NpzTrajectories, TrajectoryDataset, episode_path, load_trajectories, read_episode
+from .trajectories import TrajectoryDataset, episode_actions, episode_arrays, episode_ids, load_trajectories
+from .trajectory_cache import TrajectoryFeatures
 from .video import resize_crop
 
 #: decoded episodes kept in memory per process (a small dataset is then read once)
@@ -74,30 +75,6 @@ def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[list[int], l
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
-# ------------------------------------------------------------------------------ dataset summary
-def _episode_ids(ds: TrajectoryDataset) -> list[int]:
-    return list(ds.episode_ids) if isinstance(ds, NpzTrajectories) else list(range(len(ds)))
-
-
-def _episode_actions(ds: TrajectoryDataset, i: int) -> np.ndarray:
-    if isinstance(ds, NpzTrajectories):  # reads only the actions member of the npz
-        return np.asarray(read_episode(episode_path(ds.root, ds.episode_ids[i]), ("actions",))["actions"], np.float32)
-    actions = getattr(ds, "actions", None)
-    if actions is not None and hasattr(ds, "lengths"):  # DINO-WM layout: all actions in memory
-        return np.asarray(actions[i, : ds.length(i)], np.float32)
-    return np.asarray(ds.episode(i)["actions"], np.float32)
-
-
-def _episode_arrays(ds: TrajectoryDataset, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(frames uint8 (L+1, H, W, 3), actions float32 (L, A))`` of episode position ``i``."""
-    ep = read_episode(episode_path(ds.root, ds.episode_ids[i]), ("frames", "actions")) \
-        if isinstance(ds, NpzTrajectories) else ds.episode(i)
-    frames, actions = ep["frames"], ep["actions"]
-    if frames.shape[0] < actions.shape[0] + 1:
-        raise UserError(f"episode {i} of {ds.root} has {frames.shape[0]} frames for {actions.shape[0]} actions")
-    return frames, np.asarray(actions, np.float32)
-
-
 @dataclass
 class TrajectoryInfo:
     """What the stream, the checkpoint metadata and the CLI need to know about a trajectory folder."""
@@ -140,14 +117,14 @@ def trajectory_info(source: str | os.PathLike, seed: int, val_fraction: float) -
     ds = load_trajectories(root)
     if len(ds) == 0:
         raise UserError(f"{root} holds no episodes; collect some first")
-    actions = [_episode_actions(ds, i) for i in range(len(ds))]
+    actions = [episode_actions(ds, i) for i in range(len(ds))]
     train, val = split_episodes(len(ds), val_fraction, seed)
     flat = np.concatenate([actions[i] for i in train], axis=0).astype(np.float64)
     if flat.shape[0] == 0:
         raise UserError(f"the training episodes of {root} hold no actions")
     std = flat.std(axis=0)
     std = np.where(std > 1e-6, std, 1.0)  # a constant action dimension is only centred
-    info = TrajectoryInfo(ds, _episode_ids(ds), [int(a.shape[0]) for a in actions], train, val,
+    info = TrajectoryInfo(ds, episode_ids(ds), [int(a.shape[0]) for a in actions], train, val,
                           flat.mean(axis=0).tolist(), std.tolist(), int(seed), float(val_fraction))
     _INFO_CACHE[key] = info
     return info
@@ -160,7 +137,9 @@ class TrajectoryClipDataset(ResumableStream):
     Work units are clip windows ``(episode position, start)``, shuffled per epoch and dealt to
     ranks and DataLoader workers by :class:`ResumableStream`. Yields dicts::
 
-        frames   (T, 3, r, r) float32 in [0, 1]
+        frames   (T, 3, r, r) float32 in [0, 1]; or, with ``features`` (a
+                 :class:`~dinoworld.data.trajectory_cache.TrajectoryFeatures`),
+        features (T, H, W, D) float32 read from the cache
         times    (T,) float32      frame index / control rate (seconds)
         actions  (T-1, f·A) float32 normalised; actions[k] leads from frame k to frame k+1
         episode  int               episode id (file number, or index for DINO-WM data)
@@ -172,13 +151,14 @@ class TrajectoryClipDataset(ResumableStream):
     def __init__(self, info: TrajectoryInfo, episodes: Sequence[int], num_frames: int = 4, frameskip: int = 5,
                  size: int = 224, seed: int = 0, rank: int = 0, world_size: int = 1, loop: bool = True,
                  shuffle: bool = True, policy: str = "crop", control_rate_hz: float = CONTROL_RATE_HZ,
-                 cache_bytes: int = EPISODE_CACHE_BYTES):
+                 cache_bytes: int = EPISODE_CACHE_BYTES, features: Any = None):
         super().__init__(seed, rank, world_size, loop, shuffle)
         if num_frames < 2 or frameskip < 1:
             raise UserError(f"need data.num_frames >= 2 and data.frameskip >= 1, got {num_frames} and {frameskip}")
         self.info, self.episodes = info, [int(e) for e in episodes]
         self.num_frames, self.frameskip, self.size = int(num_frames), int(frameskip), int(size)
         self.policy, self.rate, self.cache_bytes = policy, float(control_rate_hz), int(cache_bytes)
+        self.features = features
         rows = [(p, s) for p in self.episodes
                 for s in range(num_windows(info.lengths[p], self.num_frames, self.frameskip))]
         if not rows:
@@ -211,7 +191,8 @@ class TrajectoryClipDataset(ResumableStream):
         if hit is not None:
             self._cache.move_to_end(pos)
             return hit
-        arrays = _episode_arrays(self.info.dataset, pos)
+        arrays = (self.features.episode(pos), episode_actions(self.info.dataset, pos)) \
+            if self.features is not None else episode_arrays(self.info.dataset, pos)
         nbytes = arrays[0].nbytes + arrays[1].nbytes
         if nbytes <= self.cache_bytes:
             while self._cached + nbytes > self.cache_bytes and self._cache:
@@ -227,8 +208,10 @@ class TrajectoryClipDataset(ResumableStream):
         idx = clip_frame_indices(start, self.num_frames, self.frameskip)
         raw = actions[start : start + (self.num_frames - 1) * self.frameskip]  # (f(T-1), A)
         acts = normalize_actions(group_actions(raw, self.frameskip), self.info.mean, self.info.std)
+        pixels = {"features": torch.from_numpy(frames[idx].astype(np.float32))} if self.features is not None \
+            else {"frames": resize_crop(frames[idx], self.size, self.policy)}  # (T, H, W, D) or (T, 3, r, r)
         return {
-            "frames": resize_crop(frames[idx], self.size, self.policy),  # (T, 3, r, r)
+            **pixels,
             "times": torch.from_numpy((idx / self.rate).astype(np.float32)),  # (T,)
             "actions": torch.from_numpy(np.ascontiguousarray(acts, np.float32)),  # (T-1, f*A)
             "episode": self.info.episode_ids[pos],
@@ -243,7 +226,7 @@ class TrajectoryClipDataset(ResumableStream):
         yield Outcome(0, f"episode {self.info.episode_ids[pos]}", self.clip(pos, start))
 
 
-def _same_folder(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+def same_folder(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     try:
         return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
     except OSError:
@@ -253,16 +236,18 @@ def _same_folder(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 def trajectory_clip_stream(source: str | os.PathLike, *, train_source: str | os.PathLike | None = None,
                            split_seed: int = 0, val_fraction: float = 0.1, val: bool = False,
                            num_frames: int = 4, frameskip: int = 5, size: int = 224, seed: int = 0,
-                           rank: int = 0, world_size: int = 1, policy: str = "crop") -> TrajectoryClipDataset:
+                           rank: int = 0, world_size: int = 1, policy: str = "crop",
+                           features: str | os.PathLike | None = None) -> TrajectoryClipDataset:
     """Clips of ``source`` with actions normalised by the statistics of ``train_source``'s training split.
 
     ``val=False``: the training episodes of ``source`` (an endless stream). ``val=True``: its
     held-out episodes, or every episode when ``source`` is another folder than ``train_source``;
-    one pass. ``train_source`` defaults to ``source``.
+    one pass. ``train_source`` defaults to ``source``. ``features``: a feature cache of ``source``
+    (:mod:`dinoworld.data.trajectory_cache`), read instead of decoding and encoding the frames.
     """
     train_source = source if train_source is None else train_source
     info = trajectory_info(train_source, split_seed, val_fraction)
-    if _same_folder(source, train_source):
+    if same_folder(source, train_source):
         episodes = info.val if val else info.train
         if not episodes:
             raise UserError(f"no {'held-out' if val else 'training'} episodes in {source} "
@@ -277,9 +262,16 @@ def trajectory_clip_stream(source: str | os.PathLike, *, train_source: str | os.
         # another folder: its own episodes, normalised with the training statistics
         target = replace(other, mean=info.mean, std=info.std)
         episodes = list(range(len(other.lengths)))
+    cache = None
+    if features:
+        cache = TrajectoryFeatures(features)
+        cache.check_matches(target.dataset.root, target.episode_ids)
+        if (cache.size, cache.settings["policy"]) != (int(size), policy):
+            raise UserError(f"{features} holds features of {cache.size}-px frames ({cache.settings['policy']}) but "
+                            f"this run reads {size}-px frames ({policy}); encode a cache at {size} px")
     return TrajectoryClipDataset(
         target, episodes, num_frames=num_frames, frameskip=frameskip, size=size, seed=seed, rank=rank,
-        world_size=world_size, loop=not val, shuffle=True, policy=policy)
+        world_size=world_size, loop=not val, shuffle=True, policy=policy, features=cache)
 
 
 __all__ = [

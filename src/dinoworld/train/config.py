@@ -29,6 +29,9 @@ class DataConfig:
     crop: str = "crop"  #: aspect-ratio policy: "crop" (short side resize + centre crop) or "resize"
     num_workers: int = 4  #: DataLoader workers per rank (0 = in process); resume is exact when unchanged
     frameskip: int = 5  #: trajectories only: frames skipped between steps (actions concatenated)
+    #: trajectories only: a feature cache of ``source`` (`dinoworld encode TRAJECTORY_FOLDER --out DIR`),
+    #: read instead of encoding the frames at every step ("" = encode on the fly)
+    features: str = ""
 
     CHECKS = {"kind": one_of("auto", "video", "cache", "trajectories"), "num_frames": at_least(2),
               "dt_min": above(0), "dt_max": above(0), "crop": one_of("crop", "resize"), "num_workers": at_least(0),

@@ -18,8 +18,8 @@ from ..config import merge, parse_overrides
 from ..data.trajectories import load_trajectories
 from ..data.trajectory_clips import (
     TrajectoryInfo,
-    _same_folder,
     num_windows,
+    same_folder,
     split_episodes,
     steps_for_epochs,
     trajectory_info,
@@ -63,12 +63,14 @@ def _user_set(updates: list[dict[str, Any]], *path: str) -> bool:
 
 
 def finetune_config(env: str, data: str, mode: str, init: str | None = None, config: str | None = None,
-                    overrides: Sequence[str] = (), epochs: float = 25.0, out: str | None = None) -> TrainConfig:
+                    overrides: Sequence[str] = (), epochs: float = 25.0, out: str | None = None,
+                    features: str | None = None) -> TrainConfig:
     """The :class:`TrainConfig` of ``dinoworld finetune`` (paper App. D.2 defaults).
 
     Precedence: paper defaults < fine-tuning defaults (T=4, base size, validation on the held-out
     episodes, the init checkpoint's encoder) < ``config`` file < ``overrides`` < what the mode and
-    data impose (``data.kind``/``source``, ``model.action_dim = A·f``, ``finetune.init``/``trainable``).
+    data impose (``data.kind``/``source``, ``model.action_dim = A·f``, ``finetune.init``/``trainable``;
+    ``data.features`` when ``features``, a feature cache of ``data``, is given).
     Unless given, ``stages`` is one stage at ``finetune.resolution`` px (224, the paper's) of
     ``steps_for_epochs(epochs)`` steps on the training split, and the warm-up is shortened to 10 % of
     the run (capped at the default).
@@ -112,7 +114,8 @@ def finetune_config(env: str, data: str, mode: str, init: str | None = None, con
     ft_updates: dict[str, Any] = {"init": str(init_folder or ""), "trainable": "actions" if mode == "frozen" else "all"}
     ft_updates["env"] = env
     action_dim = model_action_dim(ds.action_dim, cfg.data.frameskip)
-    cfg = merge(cfg, {"data": {"kind": "trajectories", "source": str(root)}, "model": {"action_dim": action_dim},
+    data_updates = {"kind": "trajectories", "source": str(root), **({"features": str(features)} if features else {})}
+    cfg = merge(cfg, {"data": data_updates, "model": {"action_dim": action_dim},
                       "finetune": ft_updates})
     if init_folder is not None:
         have = int(meta.predictor.get("action_dim", 0))
@@ -150,7 +153,7 @@ def _check_windows(cfg: TrainConfig, info: TrajectoryInfo) -> None:
         raise UserError(f"{root} is too small to fine-tune on: its {len(info.train)} training episodes hold at most "
                         f"{longest} actions and {_clip_needs(cfg)}; collect longer episodes (--steps) or lower "
                         "data.num_frames / data.frameskip")
-    if cfg.data.val_source and _same_folder(cfg.data.val_source, root) and _windows(cfg, info, info.val) == 0:
+    if cfg.data.val_source and same_folder(cfg.data.val_source, root) and _windows(cfg, info, info.val) == 0:
         raise UserError(f"{root} has no held-out clip to validate on ({len(info.val)} of {len(info.lengths)} episodes "
                         f"held out with finetune.val_fraction={cfg.finetune.val_fraction}; {_clip_needs(cfg)}); "
                         "collect more episodes, raise finetune.val_fraction, or set data.val_source='' to skip "

@@ -45,7 +45,7 @@ from .distributed import (
     wrap_model,
 )
 from .logging import MetricsLogger
-from .streams import check_cache_encoder, check_cache_resolution, make_stream, trajectory_meta
+from .streams import check_cache_encoder, check_cache_resolution, make_stream, trajectory_features, trajectory_meta
 
 #: data seed of the validation stream (the same held-out clips at every validation)
 VAL_SEED = 12345
@@ -269,13 +269,21 @@ def _train(cfg: TrainConfig, env: Dist, resume: bool, max_steps: int | None, ret
 
     kind = detect_kind(cfg.data.source, cfg.data.kind)
     encoder = None
+    if cfg.data.features and kind != "trajectories":
+        raise UserError(f"data.features is for trajectory folders, but {cfg.data.source} holds {kind} data; "
+                        "drop data.features")
     if kind == "cache":
         cache = FeatureClipDataset(cfg.data.source, num_frames=cfg.data.num_frames, dt_min=cfg.data.dt_min,
                                    dt_max=cfg.data.dt_max)
-        check_cache_resolution(cfg, cache)
-        check_cache_encoder(cfg, cache)
+        check_cache_resolution(cfg, cache.frame_size, cfg.data.source)
+        check_cache_encoder(cfg, cache.encoder_name, cfg.data.source)
         in_dim = int(cache.feature_shape[-1])
         enc_meta = EncoderInfo(cache.encoder_name)
+    elif cfg.data.features:
+        feats = trajectory_features(cfg)
+        in_dim = feats.feature_shape[-1]
+        enc_meta = EncoderInfo(feats.encoder_name, feats.settings.get("encoder_weights"),
+                               bool(feats.settings.get("pretrained", False)))
     else:
         encoder = load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights, device=env.device,
                                weights_hint=WEIGHTS_HINT)

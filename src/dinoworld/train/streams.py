@@ -9,7 +9,8 @@ from ..data.cache import FeatureClipDataset
 from ..data.factory import detect_kind
 from ..data.sources import VideoClipDataset
 from ..data.trajectories import collection_fingerprint
-from ..data.trajectory_clips import trajectory_clip_stream, trajectory_info
+from ..data.trajectory_cache import TrajectoryFeatures
+from ..data.trajectory_clips import same_folder, trajectory_clip_stream, trajectory_info
 from ..errors import UserError
 from ..model.actions import CONTROL_RATE_HZ, model_action_dim
 from .config import ModelConfig, TrainConfig
@@ -27,28 +28,28 @@ def check_action_dim(cfg: TrainConfig) -> None:
                         f"x frameskip {d.frameskip} = {want}; set model.action_dim={want}")
 
 
-def check_cache_resolution(cfg: TrainConfig, cache: FeatureClipDataset) -> int:
+def check_cache_resolution(cfg: TrainConfig, frame_size: tuple[int, int], cache: str) -> int:
     """A feature cache fixes the resolution: every stage must ask for it. Returns it."""
-    h, w = cache.frame_size
+    h, w = frame_size
     for i, stage in enumerate(cfg.stages):
         if (stage.resolution, stage.resolution) != (h, w):
             raise UserError(
-                f"{cfg.data.source} is a feature cache encoded at {h}x{w} px but stage {i + 1} asks for "
+                f"{cache} is a feature cache encoded at {h}x{w} px but stage {i + 1} asks for "
                 f"{stage.resolution} px; set every stages[].resolution to {h} or encode a cache at "
                 f"{stage.resolution} px")
     return h
 
 
-def check_cache_encoder(cfg: TrainConfig, cache: FeatureClipDataset) -> str:
+def check_cache_encoder(cfg: TrainConfig, have: str, cache: str) -> str:
     """A feature cache fixes the encoder: a ``model.encoder`` that names another one is refused.
 
     ``model.encoder`` has a default (dinov2-b14-reg) that a run on a cache need not change, and the
     config cannot tell a default from the same value set on purpose; so the default is taken to mean
     "the cache's encoder", and any other name must match the cache's. Returns the cache's encoder.
     """
-    want, have = cfg.model.encoder, cache.encoder_name
+    want = cfg.model.encoder
     if have != "unknown" and want not in (have, ModelConfig.encoder):
-        raise UserError(f"{cfg.data.source} is a feature cache of encoder {have!r} but model.encoder={want}; "
+        raise UserError(f"{cache} is a feature cache of encoder {have!r} but model.encoder={want}; "
                         f"drop model.encoder (or set model.encoder={have}) or encode a cache with {want}")
     return have
 
@@ -66,7 +67,19 @@ def make_stream(cfg: TrainConfig, source: str, resolution: int, env: Dist, seed:
     check_action_dim(cfg)
     return trajectory_clip_stream(source, train_source=d.source, split_seed=cfg.seed,
                                   val_fraction=cfg.finetune.val_fraction, val=val, frameskip=d.frameskip,
-                                  size=resolution, policy=d.crop, **common)
+                                  size=resolution, policy=d.crop, features=d.features or None, **common)
+
+
+def trajectory_features(cfg: TrainConfig) -> TrajectoryFeatures:
+    """The feature cache of a trajectory run (``data.features``), checked against the config."""
+    d = cfg.data
+    if d.val_source and not same_folder(d.val_source, d.source):
+        raise UserError(f"data.features is a cache of {d.source} only, but validation reads {d.val_source}; "
+                        "set data.val_source to the training folder (its held-out episodes) or '' to skip it")
+    feats = TrajectoryFeatures(d.features)
+    check_cache_resolution(cfg, (feats.size, feats.size), d.features)
+    check_cache_encoder(cfg, feats.encoder_name, d.features)
+    return feats
 
 
 def trajectory_meta(cfg: TrainConfig) -> dict[str, Any]:
