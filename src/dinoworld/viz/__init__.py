@@ -1,18 +1,10 @@
 """Visualisation: PCA-to-RGB latent rollouts, motion maps, cross-attention maps, horizon plots, rollout videos."""
 
-from .figures import (
-    attention_figure,
-    bar_plot,
-    horizon_plot,
-    motion_figure,
-    render_attention,
-    render_horizon_plot,
-    render_motion,
-    render_rollout,
-    rollout_figure,
-    save_figure,
-)
+from .attention import attention_figure, render_attention
+from .canvas import save_figure
+from .figures import motion_figure, render_motion, render_rollout, rollout_figure
 from .pca import PCA, fit_pca, pca_to_rgb, upsample_nearest
+from .plots import bar_plot, horizon_plot, render_horizon_plot
 from .video import render_rollout_frames, write_rollout_mp4
 
 __all__ = [

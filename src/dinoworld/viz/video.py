@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from ..data.video import write_video
-from .figures import NO_PREDICTION, PAST_END, FrameColumns, format_time, rollout_columns
+from .canvas import NO_PREDICTION, PAST_END, FrameColumns, format_time
+from .figures import rollout_columns
 from .pca import PCA, FeatureColumns, upsample_nearest
 
 __all__ = ["write_rollout_mp4", "render_rollout_frames", "pick_codec"]
