@@ -236,7 +236,7 @@ def test_finetune_init_from_a_run_with_a_damaged_newest_checkpoint(run, tmp_path
 # ------------------------------------------------------------- forecasting windows without labels
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
-    from dinoworld.data.forecast_probe import write_forecast_probe
+    from dinoworld.eval.forecast.probe import write_forecast_probe
 
     root = tmp_path_factory.mktemp("fprobe")
     write_forecast_probe(root, train_videos=0, train_sequences=1, val_sequences=2, size=28, seconds=1.4)
@@ -244,7 +244,7 @@ def probe(tmp_path_factory):
 
 
 def _heads(enc):
-    from dinoworld.eval.heads import DenseHead, HeadConfig
+    from dinoworld.eval.forecast.heads import DenseHead, HeadConfig
 
     torch.manual_seed(0)
     return {t: DenseHead(HeadConfig(t, enc.dim, 3 if t == "segmentation" else 1, enc.name, "synthetic", crop=(0, 0),
@@ -252,9 +252,9 @@ def _heads(enc):
 
 
 def _forecast(root):
-    from dinoworld.data.dense import read_synthetic
     from dinoworld.encoders import load_encoder
     from dinoworld.eval.forecast import PROTOCOLS, Scoring, evaluate_forecast
+    from dinoworld.eval.forecast.readers import read_synthetic
 
     enc = load_encoder("pixel-pyramid")
     wm = WorldModel(enc, build_predictor("tiny", in_dim=36)).eval()
@@ -263,8 +263,8 @@ def _forecast(root):
 
 
 def test_windows_without_a_label_are_counted_and_warned(probe, tmp_path, capsys):
-    from dinoworld.data.dense import read_synthetic
     from dinoworld.eval.forecast import PROTOCOLS, windows_of
+    from dinoworld.eval.forecast.readers import read_synthetic
 
     full = _forecast(probe).summary
     assert (full["windows"], full["skipped"], full["skipped_unlabelled"]) == (4, 0, 0)

@@ -13,16 +13,6 @@ from PIL import Image
 
 from dinoworld.cli import main
 from dinoworld.cli.forecast import MAKE_FORECAST_PROBE, add_forecast_args, run_forecast
-from dinoworld.data.dense import (
-    read_cityscapes,
-    read_dense,
-    read_kitti,
-    read_synthetic,
-    read_vspw,
-    write_depth_png,
-    write_index_png,
-)
-from dinoworld.data.forecast_probe import render_labelled_scene
 from dinoworld.data.synthetic import make_moving_objects_video
 from dinoworld.encoders import load_encoder
 from dinoworld.errors import UserError
@@ -41,7 +31,17 @@ from dinoworld.eval.forecast import (
     sliding_windows,
     windows_of,
 )
-from dinoworld.eval.heads import HeadConfig, load_head, save_head, to_tensor, train_head
+from dinoworld.eval.forecast.heads import HeadConfig, load_head, save_head, to_tensor, train_head
+from dinoworld.eval.forecast.probe import render_labelled_scene
+from dinoworld.eval.forecast.readers import (
+    read_cityscapes,
+    read_dense,
+    read_kitti,
+    read_synthetic,
+    read_vspw,
+    write_depth_png,
+    write_index_png,
+)
 from dinoworld.model import WorldModel, build_predictor, copy_last_prediction
 
 

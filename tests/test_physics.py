@@ -219,7 +219,7 @@ def test_missing_root_and_empty_pair_set_are_one_line_errors(tmp_path):
 # -- the probe and the whole evaluation ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
-    from dinoworld.envs.physics_probe import write_physics_probe
+    from dinoworld.eval.physics.probe import write_physics_probe
 
     root = tmp_path_factory.mktemp("probe")
     write_physics_probe(root / "probe", pairs=5, train=2, size=56, seconds=2.0, seed=3)
@@ -229,7 +229,7 @@ def probe(tmp_path_factory):
 
 
 def test_probe_pairs_match_until_departure():
-    from dinoworld.envs.physics_probe import PROPERTIES, make_pair
+    from dinoworld.eval.physics.probe import PROPERTIES, make_pair
 
     for prop in PROPERTIES:
         p = make_pair(prop, seed=11, size=56, seconds=2.0)

@@ -45,8 +45,8 @@ def add_forecast_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_forecast(args: argparse.Namespace) -> int:
-    from ..data.dense import TASKS, read_dense
     from ..eval.forecast import SCORING, Scoring, format_table, run_forecast_eval, write_summary
+    from ..eval.forecast.readers import TASKS, read_dense
     from ..model import WorldModel
 
     check_output_folder(args.out)
@@ -100,7 +100,7 @@ def _probe_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    from ..data.forecast_probe import write_forecast_probe
+    from ..eval.forecast.probe import write_forecast_probe
 
     check_output_folder(args.out)
     try:

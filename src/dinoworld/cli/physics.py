@@ -95,7 +95,7 @@ def _probe_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_probe(args: argparse.Namespace) -> int:
-    from ..envs.physics_probe import write_physics_probe
+    from ..eval.physics.probe import write_physics_probe
 
     check_output_folder(args.out)
     meta = write_physics_probe(args.out, args.pairs, args.train, args.size, args.fps, args.seconds, args.seed,

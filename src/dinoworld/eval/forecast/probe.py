@@ -18,7 +18,7 @@ per-pixel labels beside the frames:
     DIR/forecast_probe.json                      fps, size, classes, protocol, counts
 
 ``train`` sequences train the present-time heads, ``val`` sequences are forecast (the ``synthetic``
-dataset of :mod:`dinoworld.data.dense`).
+dataset of :mod:`.readers`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from ..files import atomic_write_json
-from .dense import PROBE_META, write_depth_png, write_index_png
-from .synthetic import composite, moving_objects_scene, write_synthetic_dataset
+from ...data.synthetic import composite, moving_objects_scene, write_synthetic_dataset
+from ...files import atomic_write_json
+from .readers import PROBE_META, write_depth_png, write_index_png
 
 CLASSES: tuple[str, ...] = ("background", "disc", "square")
 BACKGROUND_DEPTH = 12.0

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..files import atomic_write_json
-from .base import require
+from ...envs.base import require
+from ...errors import UserError
+from ...files import atomic_write_json
 
 PROPERTIES: tuple[str, ...] = ("permanence", "continuity", "constancy", "gravity", "solidity")
 WORLD = 100.0
@@ -334,7 +334,7 @@ def write_physics_probe(out: str | Path, pairs: int = 24, train: int = 64, size:
 
     ``pairs`` are spread round-robin over :data:`PROPERTIES`; training seeds never overlap pair seeds.
     """
-    from ..data.video import write_video
+    from ...data.video import write_video
 
     if size % 2 or size < 16:
         raise UserError(f"--size must be even and >= 16 (H.264), got {size}")

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.dense import IGNORE
-from ..devices import module_device
-from ..errors import UserError
-from ..files import atomic_write, atomic_write_json
+from ...devices import module_device
+from ...errors import UserError
+from ...files import atomic_write, atomic_write_json
+from .readers import IGNORE
 
 HEAD_FORMAT = "dinoworld-dense-head/1"
 

@@ -2,8 +2,10 @@
 
 Every reader returns :class:`DenseSequence` records: the frame files of one video in order (frame
 ``i`` is seen at ``i / fps`` seconds, the dataset's native rate) and the labels of its annotated
-frames. The forecasting protocols (:mod:`dinoworld.eval.forecast`) pick windows of frames from them;
-the present-time heads train on their (frame, label) pairs.
+frames. The forecasting protocols (:mod:`.protocol`) pick windows of frames from them; the
+present-time heads (:mod:`.heads`) train on their (frame, label) pairs. Also here: the label and
+depth PNG formats (:data:`IGNORE`, :data:`DEPTH_SCALE`, read and write) and :func:`read_dense`, the
+reader of a dataset by name.
 
 Layouts (``ROOT`` is ``--root``):
 
@@ -42,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ...errors import UserError
 
 #: the label of pixels that no metric scores (segmentation)
 IGNORE = 255
