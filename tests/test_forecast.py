@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from dinoworld.cli import main
-from dinoworld.cli.forecast import MAKE_FORECAST_PROBE, add_forecast_args, run_forecast
+from dinoworld.cli.eval import add_forecast_args, run_forecast
+from dinoworld.cli.make_probe import MAKE_FORECAST_PROBE
 from dinoworld.data.synthetic import make_moving_objects_video
 from dinoworld.encoders import load_encoder
 from dinoworld.errors import UserError

@@ -18,22 +18,22 @@ import os
 import sys
 
 from ..errors import UserError, os_error_line
-from . import collect, forecast, info, physics, plan, rollout, train
+from . import collect, demo, eval, info, make_probe, plan, rollout, train
 from .verb import Verb
 
 #: every verb, in the order of ``dinoworld --help``
 VERBS: tuple[Verb, ...] = (
-    info.INFO, train.TRAIN, train.ENCODE, collect.COLLECT, train.FINETUNE, plan.PLAN, rollout.ROLLOUT, rollout.DEMO,
-    physics.EVAL, physics.MAKE_PHYSICS_PROBE, forecast.MAKE_FORECAST_PROBE,
+    info.INFO, train.TRAIN, train.ENCODE, collect.COLLECT, train.FINETUNE, plan.PLAN, rollout.ROLLOUT, demo.DEMO,
+    eval.EVAL, make_probe.MAKE_PHYSICS_PROBE, make_probe.MAKE_FORECAST_PROBE,
 )
 
 #: the first line of every verb's example, in an order where each command reads what an earlier one
 #: wrote: one story to paste top to bottom on a CPU, from the repository's root (configs/ is there)
 STORY: tuple[str, ...] = tuple(
-    line.strip() for v in (info.INFO, rollout.DEMO, rollout.ROLLOUT, physics.MAKE_PHYSICS_PROBE,
-                           forecast.MAKE_FORECAST_PROBE, train.ENCODE, train.TRAIN, physics.EVAL,
+    line.strip() for v in (info.INFO, demo.DEMO, rollout.ROLLOUT, make_probe.MAKE_PHYSICS_PROBE,
+                           make_probe.MAKE_FORECAST_PROBE, train.ENCODE, train.TRAIN, eval.EVAL,
                            collect.COLLECT, train.FINETUNE, plan.PLAN)
-    for line in (v.example.split("\n") if v is physics.EVAL else v.example.split("\n")[:1])
+    for line in (v.example.split("\n") if v is eval.EVAL else v.example.split("\n")[:1])
 )
 
 

@@ -99,6 +99,19 @@ class WorldModel(nn.Module):
             encoder = load_encoder(name, weights=encoder_weights or meta.encoder.weights)
         return cls(encoder, predictor, meta).to(device)
 
+    @classmethod
+    def load(cls, checkpoint: str | Path, encoder_weights: str | None = None, device: Any = "cpu") -> "WorldModel":
+        """:meth:`from_pretrained` with every failure as one :class:`UserError` that names ``checkpoint``:
+        what the verbs that take ``--checkpoint`` call, so one damaged checkpoint reads the same everywhere."""
+        try:
+            return cls.from_pretrained(checkpoint, encoder_weights=encoder_weights, device=device)
+        except UserError as err:
+            raise UserError(f"cannot load checkpoint {checkpoint}: {err}") from None
+        except Exception as err:  # an encoder whose weights or code cannot be loaded
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise UserError(f"cannot load the encoder of checkpoint {checkpoint}: {type(err).__name__}: {first} "
+                            "(pass --encoder-weights PATH?)") from None
+
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (hub-compatible; reload with :meth:`from_pretrained`)."""
         meta = dataclasses.replace(self.meta, predictor=self.predictor.cfg.to_dict(), step=None)

@@ -1,5 +1,5 @@
-"""``dinoworld eval BENCHMARK`` (``physics``: intuitive-physics benchmarks; ``forecast``: dense
-forecasting, from :mod:`.forecast`) and ``dinoworld make-physics-probe``.
+"""``dinoworld eval BENCHMARK``: ``physics`` (intuitive physics: IntPhys, GRASP, InfLevel, a folder) and
+``forecast`` (dense forecasting: Cityscapes, VSPW, KITTI, synthetic).
 
 Each benchmark is a sub-parser of the ``eval`` verb with its own flags: add one to :data:`BENCHMARKS`.
 """
@@ -7,15 +7,15 @@ Each benchmark is a sub-parser of the ``eval`` verb with its own flags: add one 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
-from . import forecast
 from .common import JSON_HELP, check_output_folder, log, nonneg_int, pick_device, positive_float, positive_int
 from .verb import Verb
 
 
-def _physics_args(p: argparse.ArgumentParser) -> None:
+def add_physics_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, choices=("intphys", "grasp", "inflevel", "folder"),
                    help="layout of --root (folder: possible/NAME.mp4 + impossible/NAME.mp4, "
                         "as make-physics-probe writes)")
@@ -49,14 +49,7 @@ def run_physics(args: argparse.Namespace) -> int:
     for problem in ps.problems:
         log(f"warning: {problem} (skipped)")
     pairs = ps.pairs[: args.max_pairs] if args.max_pairs else ps.pairs
-    try:
-        wm = WorldModel.from_pretrained(args.checkpoint, encoder_weights=args.encoder_weights,
-                                        device=pick_device(args.device))
-    except UserError as err:
-        raise UserError(f"cannot load checkpoint {args.checkpoint} with its encoder: {err}") from None
-    except Exception as err:  # an encoder whose weights or code cannot be loaded
-        raise UserError(f"cannot load the encoder of checkpoint {args.checkpoint}: {type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else ''} (pass --encoder-weights PATH?)") from None
+    wm = WorldModel.load(args.checkpoint, encoder_weights=args.encoder_weights, device=pick_device(args.device))
     wm.eval()
     res = args.res or wm.meta.training_resolution
     patch = getattr(wm.encoder, "patch_size", None)
@@ -82,40 +75,70 @@ def run_physics(args: argparse.Namespace) -> int:
     return out
 
 
-def _probe_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="output folder (train/, possible/, impossible/, pairs.json)")
-    p.add_argument("--pairs", type=positive_int, default=25,
-                   help="matched pairs, spread over the 5 properties (default 25)")
-    p.add_argument("--train", type=positive_int, default=64, help="plausible training videos (default 64)")
-    p.add_argument("--size", type=positive_int, default=112, help="frame side in px, even (default 112)")
-    p.add_argument("--fps", type=positive_float, default=10.0, help="frame rate (default 10)")
-    p.add_argument("--seconds", type=positive_float, default=3.5, help="video length (default 3.5)")
-    p.add_argument("--seed", type=nonneg_int, default=0)
+DATASETS = ("cityscapes", "vspw", "kitti", "synthetic")
+
+
+def add_forecast_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=DATASETS,
+                   help="layout of --root (synthetic: as make-forecast-probe writes it)")
+    p.add_argument("--root", required=True, help="dataset folder")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder, run folder or hub id")
+    p.add_argument("--heads", help="folder of the present-time heads (HEADS/segmentation, HEADS/depth): loaded "
+                   "when there, else trained on --head-split and saved there (default: trained, not saved)")
+    p.add_argument("--split", default="val", help="split to forecast (default val)")
+    p.add_argument("--head-split", default="train", help="split the heads train on (default train)")
+    p.add_argument("--head-steps", type=positive_int, default=1000, help="head training steps (default 1000)")
+    p.add_argument("--head-batch-size", type=positive_int, default=8, help="crops per head training step (default 8)")
+    p.add_argument("--head-lr", type=positive_float, default=1e-3, help="head learning rate (default 1e-3)")
+    p.add_argument("--short-side", type=nonneg_int, help="resize frames to this shortest side before the windows "
+                   "(default: 448 for cityscapes/vspw, native for kitti/synthetic; 0 = native)")
+    p.add_argument("--window", type=nonneg_int,
+                   help="sliding window side (default 448 for cityscapes/vspw; 0 = whole image)")
+    p.add_argument("--stride", type=positive_int, help="sliding window stride (default 300)")
+    p.add_argument("--encoder-weights",
+                   help="local folder/file of the encoder weights (default: as recorded, else hub cache)")
+    p.add_argument("--max-samples", type=positive_int, help="forecast only the first N windows (quick checks)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="frames per encoder batch (default 32)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--out",
+                   help="write forecast.json (summary, per-class IoU, confusion matrices, 95 %% intervals) here")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
-def run_probe(args: argparse.Namespace) -> int:
-    from ..eval.physics.probe import write_physics_probe
+def run_forecast(args: argparse.Namespace) -> int:
+    from ..eval.forecast import SCORING, Scoring, format_table, run_forecast_eval, write_summary
+    from ..eval.forecast.readers import TASKS, read_dense
+    from ..model import WorldModel
 
     check_output_folder(args.out)
-    meta = write_physics_probe(args.out, args.pairs, args.train, args.size, args.fps, args.seconds, args.seed,
-                               progress=log)
-    counts: dict[str, int] = {}
-    for m in meta["pairs"].values():
-        counts[m["property"]] = counts.get(m["property"], 0) + 1
-    print(f"wrote {args.train} training videos and {len(meta['pairs'])} pairs to {args.out} "
-          f"({', '.join(f'{k} {v}' for k, v in counts.items())})")
-    return {"out": str(args.out), "train": args.train, "pairs": len(meta["pairs"]), "per_property": counts}
+    if args.heads and not (Path(args.heads).is_dir() and any(Path(args.heads).iterdir())):
+        check_output_folder(args.heads, "--heads")  # heads are trained and saved there
+    base = SCORING[args.dataset]
+    window = base.window if args.window is None else (args.window, args.window)
+    scoring = Scoring(base.short_side if args.short_side is None else args.short_side, window,
+                      base.stride if args.stride is None else args.stride)
+    read_dense(args.dataset, args.root, args.split, TASKS[args.dataset][0])  # check the data before loading a model
+    wm = WorldModel.load(args.checkpoint, encoder_weights=args.encoder_weights, device=pick_device(args.device))
+    wm.eval()
+    log(f"forecasting {args.dataset} {args.split} ({args.root}) with {args.checkpoint}; encoder {wm.encoder.name}")
+    ev = run_forecast_eval(wm, args.dataset, args.root, args.heads, args.split, args.head_split, args.head_steps,
+                           args.head_batch_size, args.head_lr, scoring, args.max_samples, args.batch_size, log)
+    print(format_table(ev.summary))
+    if args.out:
+        print(f"summary: {write_summary(ev, args.out)}")
+    keep = {k: ev.summary[k] for k in ("miou", "rmse") if k in ev.summary}
+    keep.update({k: v for k, v in ev.summary.items() if k not in keep and k not in ("iou_per_class", "confusion")})
+    return keep
 
 
 #: ``dinoworld eval NAME``: (help, add_args, run, example)
 Benchmark = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 BENCHMARKS: dict[str, Benchmark] = {
     "physics": ("intuitive physics: relative accuracy of surprise over (possible, impossible) pairs "
-                "(IntPhys, GRASP, InfLevel, a folder)", _physics_args, run_physics,
+                "(IntPhys, GRASP, InfLevel, a folder)", add_physics_args, run_physics,
                 "dinoworld eval physics --dataset folder --root probe --checkpoint demo_out/model --out physics"),
     "forecast": ("dense forecasting: segmentation mIoU / depth RMSE of present-time heads on predicted features "
-                 "(Cityscapes, VSPW, KITTI, synthetic)", forecast.add_forecast_args, forecast.run_forecast,
+                 "(Cityscapes, VSPW, KITTI, synthetic)", add_forecast_args, run_forecast,
                  "dinoworld eval forecast --dataset synthetic --root fprobe --checkpoint runs/fprobe "
                  "--heads fheads --out forecast"),
 }
@@ -137,7 +160,3 @@ def run_eval(args: argparse.Namespace) -> int | dict:
 EVAL = Verb("eval", "benchmarks: `eval physics` (IntPhys, GRASP, InfLevel, a folder) or `eval forecast` "
             "(Cityscapes, VSPW, KITTI, synthetic); `dinoworld eval BENCHMARK --help` for each",
             "\n  ".join(example for *_, example in BENCHMARKS.values()), _eval_args, run_eval)
-MAKE_PHYSICS_PROBE = Verb("make-physics-probe", "simulate an offline intuitive-physics probe (pymunk): plausible "
-                          "training videos + matched possible/impossible pairs",
-                          "dinoworld make-physics-probe --out probe --pairs 25 --train 64",
-                          _probe_args, run_probe)
