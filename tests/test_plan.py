@@ -13,8 +13,22 @@ from dinoworld.data.trajectories import decode_mp4
 from dinoworld.encoders import load_encoder
 from dinoworld.errors import UserError
 from dinoworld.model import CheckpointMeta, EncoderInfo, WorldModel, build_predictor
-from dinoworld.plan import CEMConfig, GDConfig, LatentRollout, cem, gradient_plan, latent_distance, naive_rollout
-from dinoworld.plan.evaluate import PlanningConfig, PlanningTask, evaluate, wilson_ci95
+from dinoworld.plan import (
+    CEMConfig,
+    GDConfig,
+    LatentRollout,
+    Plan,
+    cem,
+    gradient_plan,
+    latent_distance,
+    mpc,
+    naive_rollout,
+    shift,
+)
+from dinoworld.plan.evaluate import evaluate
+from dinoworld.plan.protocol import PlanningConfig, protocol_settings
+from dinoworld.plan.report import wilson_ci95
+from dinoworld.plan.task import PlanningTask
 from dinoworld.train.config import DataConfig, FinetuneConfig, TrainConfig
 from dinoworld.train.streams import trajectory_meta
 
@@ -64,6 +78,48 @@ def test_gradient_planner_descends_a_quadratic():
     plan = gradient_plan(lambda a: (a - target[:, None]).pow(2).sum(dim=(-2, -1)), 2, 3, 2,
                          GDConfig(samples=4, iterations=200, lr=0.05), generator=gen)
     assert (plan.actions - target).abs().max() < 0.02
+
+
+def _integrator(target: torch.Tensor):
+    """A 1-d point that moves by each executed action: MPC's ``observe`` and ``execute`` for it, and
+    the cost of candidates from where it is (squared distances to ``target`` along the way)."""
+    where = torch.zeros(target.shape[0])
+
+    def observe():
+        start = where.clone()
+        return lambda a: (start[:, None, None] + a[..., 0].cumsum(-1) - target[:, None, None]).pow(2).sum(-1)
+
+    def execute(actions):
+        where.add_(actions[..., 0].sum(-1))
+
+    return where, observe, execute
+
+
+@pytest.mark.parametrize("planner,cfg", [(cem, CEMConfig(64, 5, 8)), (gradient_plan, GDConfig(4, 50, 0.1))])
+def test_mpc_wraps_any_planner_and_warm_starts_from_the_shifted_plan(planner, cfg):
+    gen = torch.Generator().manual_seed(0)
+    target = torch.tensor([3.0, -2.0])
+    where, observe, execute = _integrator(target)
+    warm_means, real = [], planner
+
+    def spy(cost, e, h, a, c, **kw):
+        warm_means.append(kw["mean"])
+        return real(cost, e, h, a, c, **kw)
+
+    taken = mpc(spy, cfg, observe, execute, 2, 4, 1, plans=3, executed=2, generator=gen)
+    assert taken.shape == (2, 6, 1) and len(warm_means) == 3 and warm_means[0] is None
+    assert (warm_means[1][:, 2:] == 0).all()  # the executed steps dropped, the prior's mean appended
+    assert (where - target).abs().max() < 0.1
+    with pytest.raises(UserError, match="between 1 and the 4"):
+        mpc(planner, cfg, observe, execute, 2, 4, 1, plans=1, executed=5)
+
+
+def test_shift_drops_executed_steps_and_pads_with_the_prior():
+    a, s = torch.arange(6.0).view(1, 3, 2), torch.full((1, 3, 2), 0.5)
+    out = shift(Plan(a, torch.zeros(1), s), 2, 1.0)
+    assert out.actions.tolist() == [[[4.0, 5.0], [0.0, 0.0], [0.0, 0.0]]]
+    assert out.std.tolist() == [[[0.5, 0.5], [1.0, 1.0], [1.0, 1.0]]]
+    assert shift(Plan(a, torch.zeros(1)), 1, 1.0).std is None  # GD keeps no proposal std
 
 
 def test_wilson_interval():
@@ -147,12 +203,13 @@ def _world_model(data, predictor=None, val_fraction=0.5):
 
 
 @pytest.mark.parametrize("planner", ["cem", "mpc"])
-def test_planners_reach_goals_with_an_exact_latent_model(wall_data, planner):
+def test_planners_reach_goals_with_an_exact_latent_model(wall_data, planner, monkeypatch):
     """The simulator as the model and the smooth stand-in features: planning itself must work. Goals are
     10 recorded steps away: within the stand-in's basin (its blur is at most a quarter of the frame, so
     its cost is flat for goals much further away)."""
+    monkeypatch.setattr(PlanningTask, "cost", lambda self, starts, goals, cfg: self.simulator_cost(starts, goals))
     wm = _world_model(wall_data)
-    cfg = PlanningConfig(planner=planner, cost_model="simulator", cem=CEMConfig(48, 4, 6), episodes=16, batch=16,
+    cfg = PlanningConfig(planner=planner, cem=CEMConfig(48, 4, 6), episodes=16, batch=16,
                          horizon=2, goal_steps=10, replan_every=5, mpc_steps=15, oracle=False)
     s = evaluate(wm, "wall", wall_data, cfg, progress=False)
     assert s["episodes"] == 16 and s["planner"] == planner
@@ -225,8 +282,6 @@ def test_plan_refuses_bad_input_with_one_line(wall_data, other_wall_data, tmp_pa
 def test_gradient_planning_runs_through_the_world_model(wall_data):
     """GD differentiates the cost through the predictor's rollout: the plan's cost must drop."""
     wm = _world_model(wall_data)
-    from dinoworld.plan.evaluate import PlanningTask
-
     task = PlanningTask(wm, "wall", wall_data)
     specs = list(task.episodes(2, 25, 0))
     goals = task.latents([s.goal_state for s in specs])
@@ -340,6 +395,16 @@ def test_other_settings_into_a_used_folder_are_refused_unless_overwrite(wall_dat
         evaluate(retrained, "wall", wall_data, cfg, out=tmp_path, videos=3, progress=False)
     again = evaluate(wm, "wall", wall_data, replace(cfg, chunk=2), out=tmp_path, videos=3, progress=False)
     assert again["episodes"] == 3  # a finished run with the same results-determining settings
+    recorded = json.loads((tmp_path / "plan.json").read_text())
+    for cost_model, resumes in (("world_model", True), ("simulator", False)):  # settings earlier versions recorded
+        old = {**recorded, "settings": {**recorded["settings"], "cost_model": cost_model,
+                                        "cem": {**recorded["settings"]["cem"], "min_std": 0.0}}}
+        (tmp_path / "plan.json").write_text(json.dumps(old))
+        if resumes:
+            assert evaluate(wm, "wall", wall_data, cfg, out=tmp_path, videos=3, progress=False)["complete"]
+        else:
+            with pytest.raises(UserError, match="cost_model: simulator before, None now"):
+                evaluate(wm, "wall", wall_data, cfg, out=tmp_path, videos=3, progress=False)
 
     s = evaluate(wm, "wall", wall_data, fewer, out=tmp_path, videos=3, progress=False, overwrite=True)
     assert s["episodes"] == 1 and len(_rows(tmp_path)) == 1
@@ -374,6 +439,12 @@ def test_gradient_planning_takes_fewer_samples_than_the_cem_elites(wall_data, tm
                  "--planner", "gd", "--samples", "4", "--iterations", "2", "--episodes", "1", "--no-oracle", "--json"])
     assert code == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["planner"] == "gd"
+    code = main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
+                 "--planner", "mpc-gd", "--samples", "4", "--iterations", "2", "--episodes", "1", "--mpc-steps", "10",
+                 "--no-oracle", "--json"])
+    assert code == 0, capsys.readouterr().err
+    s = json.loads(capsys.readouterr().out)
+    assert (s["planner"], s["budget"]) == ("mpc-gd", 8)
 
 
 def test_a_model_of_another_world_version_is_refused(wall_data, tmp_path, monkeypatch, capsys):
@@ -395,8 +466,6 @@ def test_a_model_of_another_world_version_is_refused(wall_data, tmp_path, monkey
 def test_dino_wm_protocol_draws_its_goals_and_says_so(wall_data, tmp_path, capsys):
     """DINO-WM's plan_*.yaml: random-state goals in the other room for Wall, dataset goals for PushT,
     MPC over CEM 300 x 10 (PushT x 30), top 30, the whole 5-step plan executed, 50 episodes, seed 99."""
-    from dinoworld.plan.evaluate import PlanningTask, protocol_settings
-
     wall, pusht = protocol_settings("dino-wm", "wall", F), protocol_settings("dino-wm", "pusht", F)
     assert (wall["goals"], pusht["goals"]) == ("random_state", "dataset") and pusht["goal_steps"] == 5 * F
     assert (wall["cem"].samples, wall["cem"].topk, wall["cem"].iterations, pusht["cem"].iterations) == (300, 30, 10, 30)

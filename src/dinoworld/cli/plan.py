@@ -22,7 +22,8 @@ def _args(p: argparse.ArgumentParser) -> None:
                         "(PushT x 30), top 30, 5 model steps executed per plan, random-state goals for Wall and "
                         "PointMaze); the options below override either")
     p.add_argument("--episodes", type=positive_int, help="evaluation episodes (paper 512, dino-wm 50)")
-    p.add_argument("--planner", choices=["cem", "mpc", "gd"], help="paper cem (open loop), dino-wm mpc")
+    p.add_argument("--planner", choices=["cem", "mpc", "gd", "mpc-gd"],
+                   help="paper cem (open loop), dino-wm mpc (MPC over CEM); gd open loop, mpc-gd MPC over GD")
     p.add_argument("--samples", type=positive_int, help="CEM candidates per iteration (GD: parallel sequences; 300)")
     p.add_argument("--iterations", type=positive_int, help="CEM iterations (GD: Adam steps; paper 30, dino-wm 10)")
     p.add_argument("--topk", type=positive_int, help="CEM elites (paper 10, dino-wm 30)")
@@ -52,15 +53,18 @@ def _args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..model import WorldModel
-    from ..plan.cem import CEMConfig, GDConfig
-    from ..plan.evaluate import PlanningConfig, budget_sweep, evaluate, parse_budgets, protocol_settings
+    from ..plan.cem import CEMConfig
+    from ..plan.evaluate import evaluate
+    from ..plan.gd import GDConfig
+    from ..plan.protocol import PlanningConfig, protocol_settings
+    from ..plan.sweep import budget_sweep, parse_budgets
 
     budgets = parse_budgets(args.sweep) if args.sweep else None
     if budgets and not args.out:
         raise UserError("--sweep writes a figure: give --out DIR")
     check_output_folder(args.out)
     device = pick_device(args.device)
-    wm = WorldModel.from_pretrained(args.checkpoint, encoder_weights=args.encoder_weights, device=device)
+    wm = WorldModel.load(args.checkpoint, encoder_weights=args.encoder_weights, device=device)
     space = wm.action_space
     base = PlanningConfig(**protocol_settings(args.protocol, args.env, space.frameskip if space else 1))
 

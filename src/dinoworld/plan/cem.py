@@ -1,4 +1,4 @@
-"""Planners over a batch of episodes: the cross-entropy method and gradient descent on actions.
+"""The cross-entropy method over a batch of episodes (gradient planning is in :mod:`.gd`).
 
 Pure functions of a cost ``cost(actions (E, N, H, A)) -> (E, N)`` (lower is better): ``E``
 episodes planned together, ``N`` candidate action sequences each, ``H`` model steps of ``A``-d
@@ -27,8 +27,6 @@ class CEMConfig:
     iterations: int = 30
     topk: int = 10
     init_std: float = 1.0
-    #: lower bound on the proposal std (0 = none): keeps exploring once the elites agree
-    min_std: float = 0.0
 
     def __post_init__(self) -> None:
         if self.samples < 1 or self.iterations < 1 or self.topk < 1:
@@ -75,43 +73,5 @@ def cem(cost: Cost, episodes: int, horizon: int, action_dim: int, cfg: CEMConfig
         idx = c.topk(cfg.topk, dim=1, largest=False).indices  # (E, K)
         elites = cand.gather(1, idx[:, :, None, None].expand(-1, -1, horizon, action_dim))
         mu = elites.mean(dim=1)
-        sigma = elites.std(dim=1, unbiased=False).clamp_min(cfg.min_std) if cfg.topk > 1 else sigma
+        sigma = elites.std(dim=1, unbiased=False) if cfg.topk > 1 else sigma
     return Plan(mu, cost(mu[:, None])[:, 0], sigma)
-
-
-@dataclass(frozen=True)
-class GDConfig:
-    """Gradient planning (DINO-WM's GD baseline): Adam on ``samples`` action sequences per episode."""
-
-    samples: int = 10
-    iterations: int = 100
-    lr: float = 0.1
-    init_std: float = 1.0
-
-    @property
-    def budget(self) -> int:
-        return self.samples * self.iterations
-
-
-def gradient_plan(cost: Cost, episodes: int, horizon: int, action_dim: int, cfg: GDConfig = GDConfig(), *,
-                  mean: torch.Tensor | None = None, device=None, generator: torch.Generator | None = None) -> Plan:
-    """Adam on ``samples`` sequences per episode through a differentiable ``cost``; the cheapest wins."""
-    shape = (episodes, cfg.samples, horizon, action_dim)
-    start = torch.randn(shape, device=device, generator=generator) * cfg.init_std
-    if mean is not None:
-        start = start + mean.to(start.device)[:, None]
-        start[:, 0] = mean
-    actions = start.requires_grad_(True)
-    opt = torch.optim.Adam([actions], lr=cfg.lr)
-    for _ in range(cfg.iterations):
-        with torch.enable_grad():
-            c = cost(actions)
-            opt.zero_grad(set_to_none=True)
-            c.sum().backward()
-        opt.step()
-    with torch.no_grad():
-        final = actions.detach()
-        c = cost(final)
-        best = c.argmin(dim=1)
-        pick = final[torch.arange(episodes, device=final.device), best]
-        return Plan(pick, c.gather(1, best[:, None])[:, 0])

@@ -1,0 +1,85 @@
+"""What a planning evaluation reports: the summary with its Wilson interval, and videos of executed plans."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .protocol import EpisodeSpec, PlanningConfig
+from .task import PlanningTask
+
+
+def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval of a success rate."""
+    if n == 0:
+        return (0.0, 1.0)
+    z, p = 1.959964, successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarize(rows: list[dict[str, Any]], cfg: PlanningConfig, plan_seconds: list[float],
+              task: PlanningTask) -> dict[str, Any]:
+    """Success rate with its 95 % interval, the baselines' rates, mean distances and every setting."""
+    n = len(rows)
+    wins = sum(r["success"] for r in rows)
+    out: dict[str, Any] = {
+        "env": task.env_name, "protocol": cfg.protocol, "goals": cfg.goals, "planner": cfg.planner, "episodes": n,
+        "success_rate": wins / n if n else 0.0, "ci95": list(wilson_ci95(wins, n)),
+        "random_success_rate": float(np.mean([r["random_success"] for r in rows])) if n else 0.0,
+        "mean_final_distance": float(np.mean([r["final_distance"] for r in rows])) if n else None,
+        "random_mean_final_distance": float(np.mean([r["random_final_distance"] for r in rows])) if n else None,
+        # the do-nothing baseline: zero actions for as many steps as a plan executes
+        "idle_success_rate": float(np.mean([r["idle_success"] for r in rows])) if n else 0.0,
+        "nontrivial": cfg.nontrivial,
+        "seconds_per_plan": float(np.mean(plan_seconds)) if plan_seconds else None,
+        "budget": cfg.budget, "horizon": cfg.horizon, "frameskip": task.space.frameskip, "goal_steps": cfg.goal_steps,
+        "settings": {k: v for k, v in asdict(cfg).items()},
+        "device": str(task.wm.device), "resolution": task.resolution,
+    }
+    if rows and "oracle_success" in rows[0]:
+        out["oracle_success_rate"] = float(np.mean([r["oracle_success"] for r in rows]))
+    return out
+
+
+def run_summary(rows: list[dict[str, Any]], cfg: PlanningConfig, task: PlanningTask) -> dict[str, Any]:
+    """:func:`summarize` of the finished ``rows`` of a run, with whether it is complete."""
+    seconds = [rows[b]["seconds_planning"] for b in range(0, len(rows), cfg.batch)]  # one plan time per batch
+    return {**summarize(rows, cfg, seconds, task), "complete": len(rows) == cfg.episodes,
+            "episodes_requested": cfg.episodes}
+
+
+def write_episode_video(path: Path, task: PlanningTask, spec: EpisodeSpec, frames: list[np.ndarray]) -> None:
+    """The executed plan (left, with its env step) beside the goal (right), labelled above, panels
+    upscaled to at least 256 px, 5 fps."""
+    from PIL import Image, ImageDraw
+
+    from ..data.video import write_video
+    from ..viz.video import label_font
+
+    goal = task.env.render_state(spec.goal_state)
+    start = task.env.render_state(spec.start_state)
+    scale = -(-256 // goal.shape[0])
+    ph, pw = goal.shape[0] * scale, goal.shape[1] * scale
+    font_px = int(np.clip(ph // 14, 10, 20))
+    font, header = label_font(font_px), font_px + 8
+    width, height = 2 * pw + 4, header + ph
+    width, height = width + width % 2, height + height % 2  # yuv420p needs even sizes
+    def panel(img: np.ndarray) -> Image.Image:
+        return Image.fromarray(np.ascontiguousarray(img.repeat(scale, axis=0).repeat(scale, axis=1)))
+
+    out = []
+    for step, fr in enumerate([start, *frames]):
+        canvas = Image.new("RGB", (width, height), (255, 255, 255))
+        draw = ImageDraw.Draw(canvas)
+        draw.text((4, 4), f"plan (executed), step {step}/{len(frames)}", fill=(0, 0, 0), font=font)
+        draw.text((pw + 8, 4), "goal", fill=(0, 0, 0), font=font)
+        canvas.paste(panel(fr), (0, header))
+        canvas.paste(panel(goal), (pw + 4, header))
+        out.append(np.asarray(canvas))
+    write_video(path, np.stack(out), fps=5.0)

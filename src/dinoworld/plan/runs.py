@@ -1,0 +1,127 @@
+"""A planning run's output folder: what determines its results (``plan.json``), resuming it, refusing to mix runs.
+
+A rerun of the same settings into the same folder resumes after the last finished batch (``plan.json``
+records the checkpoint, data and settings; each batch has its own seeds, so the resumed summary equals
+an uninterrupted one); other settings are refused unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.trajectories import collection_fingerprint
+from ..errors import UserError
+from ..files import atomic_write_json, atomic_write_text
+from ..model import WorldModel
+from .protocol import PlanningConfig
+
+PLAN_FILE = "plan.json"  #: what determines a planning run's results, written into ``out`` at its start
+#: every file a planning run (or its budget sweep) writes into ``out``
+OUTPUT_PATTERNS = (PLAN_FILE, "episodes.jsonl", "summary.json", "episode_*.mp4", "budget_sweep.*")
+#: settings that change how candidates pass through memory, not the results
+OPERATIONAL_SETTINGS = ("chunk",)
+#: settings that earlier versions recorded and that are gone, with the one value they could take from the
+#: command line (the behaviour kept): a run that recorded it still resumes
+RETIRED_SETTINGS: dict[tuple[str, ...], Any] = {("cost_model",): "world_model", ("cem", "min_std"): 0.0}
+
+
+def checkpoint_fingerprint(wm: WorldModel) -> str:
+    """A hash of the checkpoint's metadata and predictor weights (as planned with: after the precision cast)."""
+    h = hashlib.sha256(json.dumps(wm.meta.to_json(), sort_keys=True, default=str).encode())
+    for name, t in wm.predictor.state_dict().items():
+        t = t.detach().reshape(-1).cpu()
+        h.update(f"{name} {t.dtype} {t.numel()}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def run_identity(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConfig, bf16: bool) -> dict[str, Any]:
+    """Everything that determines a run's rows: the checkpoint, env, collection and settings."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in OPERATIONAL_SETTINGS}
+    settings["precision"] = "bf16" if bf16 else "fp32"
+    return {"checkpoint": checkpoint_fingerprint(wm), "env": env_name, "collection": collection_fingerprint(data),
+            "data": str(Path(data).resolve()), "settings": json.loads(json.dumps(settings))}
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``"key: old before, new now"`` for each setting that differs (nested ones as ``cem.samples``)."""
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a} before, {b} now")
+    return out
+
+
+def _without_retired(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` less the :data:`RETIRED_SETTINGS` that hold the value the code still behaves as."""
+    settings = json.loads(json.dumps(settings))
+    for path, value in RETIRED_SETTINGS.items():
+        *parents, key = path
+        where = settings
+        for p in parents:
+            where = where.get(p) if isinstance(where, dict) else None
+        if isinstance(where, dict) and key in where and where[key] == value:
+            del where[key]
+    return settings
+
+
+def _compared(run: dict[str, Any]) -> dict[str, Any]:
+    """What must match for a run to resume another (the data may have moved: its path is not compared)."""
+    return {"checkpoint": run.get("checkpoint"), "env": run.get("env"), "collection": run.get("collection"),
+            **_without_retired(run.get("settings", {}))}
+
+
+def prepare_out(out_dir: Path, run: dict[str, Any], cfg: PlanningConfig, overwrite: bool) -> list[dict[str, Any]]:
+    """Make ``out_dir`` ready for ``run``; returns the rows of the batches an earlier, identical run finished."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    used = sorted(p for pattern in OUTPUT_PATTERNS for p in out_dir.glob(pattern) if p.is_file())
+    rows: list[dict[str, Any]] = []
+    plan_file = out_dir / PLAN_FILE
+    if used and overwrite:
+        for p in used:
+            p.unlink()
+    elif plan_file.is_file():
+        old = json.loads(plan_file.read_text())
+        diff = _differences(_compared(old), _compared(run))
+        if diff:
+            raise UserError(f"{out_dir} holds a planning run with other settings ({'; '.join(diff)}); "
+                            "pass --overwrite to replace it, or another --out")
+        rows = finished_rows(out_dir / "episodes.jsonl", cfg)
+    elif used:
+        raise UserError(f"{out_dir} holds plan outputs ({used[0].name}, ...) that record no settings; "
+                        "pass --overwrite to replace them, or another --out")
+    atomic_write_json(plan_file, run)
+    atomic_write_text(out_dir / "episodes.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def finished_rows(path: Path, cfg: PlanningConfig) -> list[dict[str, Any]]:
+    """The rows of ``path`` up to the last complete batch (a run killed while appending may leave less)."""
+    rows = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    keep = 0
+    for b0 in range(0, cfg.episodes, cfg.batch):
+        want = list(range(b0, min(b0 + cfg.batch, cfg.episodes)))
+        if [r.get("episode") for r in rows[b0 : b0 + len(want)]] != want:
+            break
+        keep = b0 + len(want)
+    return rows[:keep]
+
+
+def append_rows(out_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Append a finished batch's rows to ``episodes.jsonl``."""
+    with open(out_dir / "episodes.jsonl", "a") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
