@@ -17,7 +17,7 @@ from dinoworld.model import group_actions
 from dinoworld.model.folder import latest_checkpoint, read_model_folder
 from dinoworld.train.distributed import Dist
 from dinoworld.train.finetune import finetune_config
-from dinoworld.train.streams import make_stream as trajectory_stream
+from dinoworld.train.streams import DataSource
 
 EPISODES, STEPS, F, T = 40, 20, 5, 4
 N_VAL = 4  # 10 % of the episodes
@@ -76,7 +76,7 @@ def test_clips_skip_frames_and_concatenate_normalised_actions(wall):
     all_mean = np.concatenate([_raw(wall, e)[1] for e in range(EPISODES)]).mean(0)
     assert not np.allclose(all_mean, mean, rtol=0, atol=1e-4)  # the held-out episodes are left out
 
-    stream = trajectory_stream(cfg, str(wall), 56, Dist(), seed=3)
+    stream = DataSource.resolve(cfg, torch.device("cpu")).train_stream(56, Dist(), seed=3)
     free_groups = 0
     for sample in islice(iter(stream), 10):
         ep, s = int(sample["episode"]), int(sample["start"])
@@ -112,13 +112,14 @@ def test_one_epoch_is_every_training_window_once_and_val_is_held_out(wall):
     info = trajectory_info(wall, cfg.seed, cfg.finetune.val_fraction)
     per_episode = num_windows(STEPS, T, F)
     assert per_episode == STEPS - (T - 1) * F + 1 == 6
-    stream = trajectory_stream(cfg, str(wall), 56, Dist(), seed=0)
+    data = DataSource.resolve(cfg, torch.device("cpu"))
+    stream = data.train_stream(56, Dist(), seed=0)
     assert len(stream) == (EPISODES - N_VAL) * per_episode
     seen = [(int(x["episode"]), int(x["start"])) for x in islice(iter(stream), len(stream))]
     want = {(info.episode_ids[p], s) for p in info.train for s in range(per_episode)}
     assert len(seen) == len(set(seen)) and set(seen) == want
 
-    val = list(trajectory_stream(cfg, str(wall), 56, Dist(), seed=12345, val=True))  # one finite pass
+    val = list(data.val_stream(56, Dist(), seed=12345))  # one finite pass
     val_ids = {info.episode_ids[p] for p in info.val}
     assert len(val) == N_VAL * per_episode and {int(x["episode"]) for x in val} == val_ids
 
@@ -135,11 +136,12 @@ def test_one_epoch_is_every_training_window_once_and_val_is_held_out(wall):
 
 def test_stream_resumes_exactly(wall):
     cfg = finetune_config("wall", str(wall), "scratch", overrides=TINY)
-    a = trajectory_stream(cfg, str(wall), 56, Dist(), seed=7)
+    data = DataSource.resolve(cfg, torch.device("cpu"))
+    a = data.train_stream(56, Dist(), seed=7)
     first = list(islice(iter(a), 5))
-    b = trajectory_stream(cfg, str(wall), 56, Dist(), seed=7)
+    b = data.train_stream(56, Dist(), seed=7)
     b.load_state_dict(a.state_dict())
-    c = list(islice(iter(trajectory_stream(cfg, str(wall), 56, Dist(), seed=7)), 6))
+    c = list(islice(iter(data.train_stream(56, Dist(), seed=7)), 6))
     nxt = next(iter(b))
     assert [int(x["start"]) for x in first] == [int(x["start"]) for x in c[:5]]
     assert (int(nxt["episode"]), int(nxt["start"])) == (int(c[5]["episode"]), int(c[5]["start"]))
@@ -261,6 +263,24 @@ def test_learns_to_use_actions(tmp_path, capsys):
     assert errs["gap"] > 4 and "the model uses its actions" in out and "barely steer" not in out
 
 
+def test_action_check_runs_on_the_held_out_episodes(wall):
+    """The check at the end of ``dinoworld finetune`` as a library call."""
+    from dinoworld.model import build_predictor
+    from dinoworld.train.finetune import action_check, action_check_lines
+
+    cfg = finetune_config("wall", str(wall), "scratch", overrides=TINY)
+    data = DataSource.resolve(cfg, torch.device("cpu"))
+    torch.manual_seed(0)
+    model = build_predictor("tiny", in_dim=data.in_dim, action_dim=cfg.model.action_dim)
+    errs = action_check(cfg, model, 2, data.trajectory)
+    assert errs["clips"] == 2 * cfg.optim.micro_batch_size
+    assert {"true", "shuffled", "copy_last", "self_fed_true", "self_fed_shuffled", "copy_first", "gap"} <= errs.keys()
+    assert action_check(cfg, model, 2) == errs  # the folder read again
+    lines = action_check_lines(errs)
+    assert len(lines) == 3 and lines[0].startswith("held-out next-latent loss") and "(8 clips)" in lines[0]
+    assert "self-fed from one frame" in lines[1] and "barely steer" in lines[2]  # fresh action blocks do nothing
+
+
 def test_action_verdict_flags_a_model_whose_actions_do_not_steer():
     from dinoworld.eval.actions import FLAT_ACTION_GAP, action_verdict
 
@@ -280,6 +300,7 @@ CPU_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "finetune-cpu
 
 def test_cpu_config_loads_and_really_runs(wall, tmp_path, capsys):
     from dinoworld.cli.train import cpu_warning
+    from dinoworld.train.finetune import predictor_size
 
     cfg = finetune_config("wall", str(wall), "scratch", config=CPU_CONFIG)
     assert (cfg.model.size, cfg.model.encoder) == ("tiny", "pixel-pyramid")
@@ -291,6 +312,7 @@ def test_cpu_config_loads_and_really_runs(wall, tmp_path, capsys):
     tiny_init = finetune_config("wall", str(wall), "frozen", init=str(init),
                                 overrides=["stages=[{steps: 3, resolution: 112}]"])
     assert tiny_init.model.size == "base" and cpu_warning(tiny_init) is None
+    assert predictor_size(tiny_init) == "tiny" and predictor_size(cfg) == "tiny"
     out = tmp_path / "run"
     assert _finetune(wall, out, "scratch", "--config", CPU_CONFIG, "--max-steps", "2", "--check-batches", "1") == 0
     captured = capsys.readouterr()

@@ -126,14 +126,11 @@ def cpu_warning(cfg) -> str | None:
     """One line when a fine-tuning config is far too big for a machine without a GPU, else None."""
     import torch
 
+    from ..train.finetune import predictor_size
+
     if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return None
-    res, size = cfg.stages[-1].resolution, cfg.model.size
-    if cfg.finetune.init:  # the model is the init's, whatever model.size says
-        from ..model import SIZES, checkpoint_folder, read_meta
-
-        arch = read_meta(checkpoint_folder(cfg.finetune.init)).predictor
-        size = next((n for n, s in SIZES.items() if all(arch.get(k) == v for k, v in s.items())), "pre-trained")
+    res, size = cfg.stages[-1].resolution, predictor_size(cfg)  # with an init, its size, whatever model.size says
     if size in ("tiny", "small") and res <= 112:
         return None
     return (f"warning: no GPU found, and the {size} predictor at {res} px is sized for GPUs (days on a CPU); for a "
@@ -141,17 +138,12 @@ def cpu_warning(cfg) -> str | None:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from ..data.trajectory_clips import trajectory_clip_stream
-    from ..devices import module_device
-    from ..encoders import load_encoder
-    from ..eval.actions import action_conditioned_errors, action_verdict
     from ..train import train
-    from ..train.finetune import finetune_config, heldout_check_problem
-    from ..train.loop import VAL_SEED, WEIGHTS_HINT
+    from ..train.finetune import action_check, action_check_lines, heldout_check_problem, prepare_finetune
 
     check_output_folder(args.out)
-    cfg = finetune_config(args.env, args.data, args.mode, init=args.init, config=args.config,
-                          overrides=args.overrides, epochs=args.epochs, out=args.out, features=args.features)
+    cfg, info = prepare_finetune(args.env, args.data, args.mode, init=args.init, config=args.config,
+                                 overrides=args.overrides, epochs=args.epochs, out=args.out, features=args.features)
     check_output_folder(cfg.out_dir, "--out" if args.out else "out_dir")
     warning = cpu_warning(cfg)
     if warning:
@@ -161,29 +153,15 @@ def run_finetune(args: argparse.Namespace) -> int:
           f"{cfg.stages[-1].resolution} px)")
     single = int(os.environ.get("WORLD_SIZE", "1")) == 1
     check = args.check_batches > 0 and single and cfg.finetune.val_fraction > 0
-    problem = heldout_check_problem(cfg) if check else None
+    problem = heldout_check_problem(cfg, info) if check else None
     if problem:  # said before training, so that a run that succeeds does not end in an error
         log(f"warning: the held-out action check will be skipped: {problem}")
     summary = train(cfg, resume=not args.no_resume, max_steps=args.max_steps, return_model=True)
     model = summary.pop("model")
     if check and not problem:
-        device = module_device(model)
-        d = cfg.data
-        encoder = None if d.features else load_encoder(cfg.model.encoder, weights=cfg.model.encoder_weights,
-                                                       device=device, weights_hint=WEIGHTS_HINT)
-        stream = trajectory_clip_stream(d.source, split_seed=cfg.seed, val_fraction=cfg.finetune.val_fraction,
-                                        val=True, num_frames=d.num_frames, frameskip=d.frameskip,
-                                        size=cfg.stages[-1].resolution, policy=d.crop, seed=VAL_SEED,
-                                        features=d.features or None)
-        errs = action_conditioned_errors(model, stream, encoder, batch_size=cfg.optim.micro_batch_size,
-                                         max_batches=args.check_batches)
-        summary["action_check"] = errs
-        print(f"held-out next-latent loss: true actions {errs['true']:.5g}, shuffled {errs['shuffled']:.5g}, "
-              f"copy-last {errs['copy_last']:.5g} ({errs['clips']} clips)")
-        print(f"self-fed from one frame (as planning rolls out): true actions {errs['self_fed_true']:.5g}, "
-              f"shuffled {errs['self_fed_shuffled']:.5g}, copy-first {errs['copy_first']:.5g}")
-        errs["gap"], verdict = action_verdict(errs)
-        print(verdict)
+        summary["action_check"] = action_check(cfg, model, args.check_batches, info)
+        for line in action_check_lines(summary["action_check"]):
+            print(line)
     return _print_summary(summary)
 
 

@@ -102,18 +102,16 @@ class TrajectoryInfo:
         return int(self.dataset.action_dim)
 
 
-_INFO_CACHE: dict[tuple, TrajectoryInfo] = {}
-
-
 def trajectory_info(source: str | os.PathLike, seed: int, val_fraction: float) -> TrajectoryInfo:
-    """Split and action statistics of a trajectory folder (cached per process)."""
+    """Split and action statistics of a trajectory folder.
+
+    It reads every episode's actions: compute it once and hand it on (a training run keeps it in
+    its ``DataSource``; :func:`trajectory_clip_stream` takes it as ``info``).
+    """
     root = Path(source).expanduser()
     if not root.is_dir():
         raise UserError(f"trajectory folder {root} does not exist; write one with `dinoworld collect` "
                         "or point at DINO-WM's dataset")
-    key = (str(root.resolve()), root.stat().st_mtime_ns, int(seed), float(val_fraction))
-    if key in _INFO_CACHE:
-        return _INFO_CACHE[key]
     ds = load_trajectories(root)
     if len(ds) == 0:
         raise UserError(f"{root} holds no episodes; collect some first")
@@ -124,10 +122,8 @@ def trajectory_info(source: str | os.PathLike, seed: int, val_fraction: float) -
         raise UserError(f"the training episodes of {root} hold no actions")
     std = flat.std(axis=0)
     std = np.where(std > 1e-6, std, 1.0)  # a constant action dimension is only centred
-    info = TrajectoryInfo(ds, episode_ids(ds), [int(a.shape[0]) for a in actions], train, val,
+    return TrajectoryInfo(ds, episode_ids(ds), [int(a.shape[0]) for a in actions], train, val,
                           flat.mean(axis=0).tolist(), std.tolist(), int(seed), float(val_fraction))
-    _INFO_CACHE[key] = info
-    return info
 
 
 # ------------------------------------------------------------------------------ the stream
@@ -237,16 +233,22 @@ def trajectory_clip_stream(source: str | os.PathLike, *, train_source: str | os.
                            split_seed: int = 0, val_fraction: float = 0.1, val: bool = False,
                            num_frames: int = 4, frameskip: int = 5, size: int = 224, seed: int = 0,
                            rank: int = 0, world_size: int = 1, policy: str = "crop",
-                           features: str | os.PathLike | None = None) -> TrajectoryClipDataset:
+                           features: str | os.PathLike | TrajectoryFeatures | None = None,
+                           info: TrajectoryInfo | None = None,
+                           source_info: TrajectoryInfo | None = None) -> TrajectoryClipDataset:
     """Clips of ``source`` with actions normalised by the statistics of ``train_source``'s training split.
 
     ``val=False``: the training episodes of ``source`` (an endless stream). ``val=True``: its
     held-out episodes, or every episode when ``source`` is another folder than ``train_source``;
     one pass. ``train_source`` defaults to ``source``. ``features``: a feature cache of ``source``
-    (:mod:`dinoworld.data.trajectory_cache`), read instead of decoding and encoding the frames.
+    (:mod:`dinoworld.data.trajectory_cache`; its folder or the opened cache), read instead of
+    decoding and encoding the frames. ``info`` (``trajectory_info(train_source, split_seed,
+    val_fraction)``) and ``source_info`` (``trajectory_info(source, split_seed, 0.0)``, for another
+    folder) are read from the folders when not given.
     """
     train_source = source if train_source is None else train_source
-    info = trajectory_info(train_source, split_seed, val_fraction)
+    if info is None:
+        info = trajectory_info(train_source, split_seed, val_fraction)
     if same_folder(source, train_source):
         episodes = info.val if val else info.train
         if not episodes:
@@ -255,7 +257,7 @@ def trajectory_clip_stream(source: str | os.PathLike, *, train_source: str | os.
                             + ("; set data.val_source='' to skip validation" if val else ""))
         target = info
     else:
-        other = trajectory_info(source, split_seed, 0.0)
+        other = source_info if source_info is not None else trajectory_info(source, split_seed, 0.0)
         if other.raw_action_dim != info.raw_action_dim:
             raise UserError(f"{source} has {other.raw_action_dim}-d actions but {train_source} has "
                             f"{info.raw_action_dim}-d")
@@ -264,7 +266,7 @@ def trajectory_clip_stream(source: str | os.PathLike, *, train_source: str | os.
         episodes = list(range(len(other.lengths)))
     cache = None
     if features:
-        cache = TrajectoryFeatures(features)
+        cache = features if isinstance(features, TrajectoryFeatures) else TrajectoryFeatures(features)
         cache.check_matches(target.dataset.root, target.episode_ids)
         if (cache.size, cache.settings["policy"]) != (int(size), policy):
             raise UserError(f"{features} holds features of {cache.size}-px frames ({cache.settings['policy']}) but "

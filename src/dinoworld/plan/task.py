@@ -25,8 +25,6 @@ from .cem import Cost, Plan
 from .protocol import EpisodeSpec, PlanningConfig
 from .rollout import LatentRollout, latent_distance
 
-_warned_unchecked: set[str] = set()
-
 
 class PlanningTask:
     """A checkpoint, its environment and data, and the frames / latents of states."""
@@ -74,10 +72,8 @@ class PlanningTask:
         """Refuse ``data`` unless it is the collection whose episode ids the split holds."""
         want = split.get("data_fingerprint")
         if want is None:
-            if str(data) not in _warned_unchecked:
-                _warned_unchecked.add(str(data))
-                print(f"warning: the checkpoint does not record which collection its split indexes; "
-                      f"make sure --data {data} is the one it was fine-tuned on", file=sys.stderr)
+            print(f"warning: the checkpoint does not record which collection its split indexes; "
+                  f"make sure --data {data} is the one it was fine-tuned on", file=sys.stderr)
             return
         have = collection_fingerprint(data, [*split.get("train", []), *split.get("val", [])])
         if have != want:

@@ -2,7 +2,8 @@
 
 :func:`finetune_config` assembles the :class:`TrainConfig` of ``dinoworld finetune``: trajectory
 clips (:mod:`dinoworld.data.trajectory_clips`), action blocks of width ``A · frameskip``, the
-paper's three modes, and a step count from epochs over the training split.
+paper's three modes, and a step count from epochs over the training split. :func:`action_check`
+is the held-out true-vs-shuffled-actions check that ends ``dinoworld finetune``.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ from ..data.trajectory_clips import (
     steps_for_epochs,
     trajectory_info,
 )
+from ..devices import module_device
 from ..envs import ENV_NAMES
 from ..errors import UserError
+from ..eval.actions import action_conditioned_errors, action_verdict
+from ..model import SIZES
 from ..model.actions import model_action_dim
 from ..model.folder import checkpoint_folder, read_meta
 from .config import Stage, TrainConfig
+from .streams import VAL_SEED, DataSource
 
 #: fine-tuning modes of the paper (Table 4): random init, frozen + action blocks, full fine-tune
 MODES = ("scratch", "frozen", "full")
@@ -65,7 +70,16 @@ def _user_set(updates: list[dict[str, Any]], *path: str) -> bool:
 def finetune_config(env: str, data: str, mode: str, init: str | None = None, config: str | None = None,
                     overrides: Sequence[str] = (), epochs: float = 25.0, out: str | None = None,
                     features: str | None = None) -> TrainConfig:
-    """The :class:`TrainConfig` of ``dinoworld finetune`` (paper App. D.2 defaults).
+    """The :class:`TrainConfig` of ``dinoworld finetune`` (see :func:`prepare_finetune`)."""
+    return prepare_finetune(env, data, mode, init, config, overrides, epochs, out, features)[0]
+
+
+def prepare_finetune(env: str, data: str, mode: str, init: str | None = None, config: str | None = None,
+                     overrides: Sequence[str] = (), epochs: float = 25.0, out: str | None = None,
+                     features: str | None = None) -> tuple[TrainConfig, TrajectoryInfo]:
+    """The :class:`TrainConfig` of ``dinoworld finetune`` (paper App. D.2 defaults), and the split and
+    action statistics of ``data`` it was checked against (``trajectory_info`` with the config's seed and
+    held-out fraction: hand it on to :func:`heldout_check_problem` and :func:`action_check`).
 
     Precedence: paper defaults < fine-tuning defaults (T=4, base size, validation on the held-out
     episodes, the init checkpoint's encoder) < ``config`` file < ``overrides`` < what the mode and
@@ -132,7 +146,7 @@ def finetune_config(env: str, data: str, mode: str, init: str | None = None, con
     if not _user_set(updates, "optim", "warmup_steps"):
         warmup = min(cfg.optim.warmup_steps, max(1, math.ceil(0.1 * cfg.total_steps)))
         cfg = merge(cfg, {"optim": {"warmup_steps": warmup}})
-    return cfg
+    return cfg, info
 
 
 def _windows(cfg: TrainConfig, info: TrajectoryInfo, episodes: Sequence[int]) -> int:
@@ -160,17 +174,19 @@ def _check_windows(cfg: TrainConfig, info: TrajectoryInfo) -> None:
                         "validation")
 
 
-def heldout_check_problem(cfg: TrainConfig) -> str | None:
+def heldout_check_problem(cfg: TrainConfig, info: TrajectoryInfo | None = None) -> str | None:
     """Why the held-out action check at the end of ``dinoworld finetune`` (batches of ``optim.micro_batch_size``
     clips of the held-out episodes, incomplete batches dropped) would get no batch of at least 2 clips, in one
-    line with what to change; None when it gets one."""
+    line with what to change; None when it gets one. ``info``: ``trajectory_info`` of ``data.source`` with the
+    config's seed and held-out fraction (read from the folder when not given)."""
     d, batch, vf = cfg.data, cfg.optim.micro_batch_size, cfg.finetune.val_fraction
     if vf <= 0:
         return "no episode is held out (finetune.val_fraction=0)"
     if batch < 2:
         return (f"optim.micro_batch_size={batch}: the check compares the actions of the clips of a batch and needs "
                 "at least 2; set optim.micro_batch_size=2 or more")
-    info = trajectory_info(d.source, cfg.seed, vf)
+    if info is None:
+        info = trajectory_info(d.source, cfg.seed, vf)
     have = _windows(cfg, info, info.val)
     if have >= batch:
         return None
@@ -189,4 +205,41 @@ def heldout_check_problem(cfg: TrainConfig) -> str | None:
             f"finetune.val_fraction or lower optim.micro_batch_size")
 
 
-__all__ = ["MODES", "finetune_config", "heldout_check_problem"]
+def action_check(cfg: TrainConfig, model: Any, batches: int, info: TrajectoryInfo | None = None) -> dict[str, Any]:
+    """Does the fine-tuned ``model`` use its actions? Its held-out errors with true vs shuffled actions
+    (:func:`~dinoworld.eval.actions.action_conditioned_errors`) on up to ``batches`` batches of
+    ``optim.micro_batch_size`` clips of the held-out episodes of ``data.source``, at the last stage's
+    resolution, plus ``gap`` (:func:`~dinoworld.eval.actions.action_verdict`).
+
+    The data are resolved from ``cfg``: with ``data.features`` the features come from the cache and no
+    encoder is loaded. ``info``: ``trajectory_info`` of ``data.source`` (as :func:`prepare_finetune`
+    gives it), read from the folder when not given.
+    """
+    data = DataSource.resolve(cfg, module_device(model), trajectory=info)
+    stream = data.heldout_stream(cfg.stages[-1].resolution, seed=VAL_SEED)
+    errs = action_conditioned_errors(model, stream, data.encoder, batch_size=cfg.optim.micro_batch_size,
+                                     max_batches=batches)
+    errs["gap"], _ = action_verdict(errs)
+    return errs
+
+
+def action_check_lines(errs: dict[str, Any]) -> list[str]:
+    """The lines that tell :func:`action_check`'s result: teacher-forced errors, self-fed errors, verdict."""
+    return [f"held-out next-latent loss: true actions {errs['true']:.5g}, shuffled {errs['shuffled']:.5g}, "
+            f"copy-last {errs['copy_last']:.5g} ({errs['clips']} clips)",
+            f"self-fed from one frame (as planning rolls out): true actions {errs['self_fed_true']:.5g}, "
+            f"shuffled {errs['self_fed_shuffled']:.5g}, copy-first {errs['copy_first']:.5g}",
+            action_verdict(errs)[1]]
+
+
+def predictor_size(cfg: TrainConfig) -> str:
+    """The size of the predictor a run trains: ``model.size``, or with ``finetune.init`` the init
+    checkpoint's (the name in ``SIZES`` its architecture matches, else "pre-trained")."""
+    if not cfg.finetune.init:
+        return cfg.model.size
+    arch = read_meta(checkpoint_folder(cfg.finetune.init)).predictor
+    return next((n for n, s in SIZES.items() if all(arch.get(k) == v for k, v in s.items())), "pre-trained")
+
+
+__all__ = ["MODES", "action_check", "action_check_lines", "finetune_config", "heldout_check_problem",
+           "predictor_size", "prepare_finetune"]
