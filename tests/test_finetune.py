@@ -299,8 +299,7 @@ CPU_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "finetune-cpu
 
 
 def test_cpu_config_loads_and_really_runs(wall, tmp_path, capsys):
-    from dinoworld.cli.train import cpu_warning
-    from dinoworld.train.finetune import predictor_size
+    from dinoworld.train.finetune import cpu_warning, predictor_size
 
     cfg = finetune_config("wall", str(wall), "scratch", config=CPU_CONFIG)
     assert (cfg.model.size, cfg.model.encoder) == ("tiny", "pixel-pyramid")

@@ -97,6 +97,23 @@ def test_only_the_cli_imports_the_cli():
     assert offenders == []
 
 
+def test_the_cli_calls_library_entry_points_only():
+    """The CLI is thin: it imports no private name (``_x``) of the library, and no CLI module grows past 200 lines."""
+    private = []
+    for path in (SRC / "cli").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:  # ``from ..x import y``: the library
+                private += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+        assert len(path.read_text().splitlines()) <= 200, path.name
+    assert private == []
+
+
+def test_no_module_grows_past_450_lines():
+    """Modules are split by concern well before this (most stay under 400 lines)."""
+    long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > 450}
+    assert long == {}
+
+
 def test_lower_layers_do_not_import_higher_ones():
     forbidden = {
         "dinoworld.model": ("dinoworld.train", "dinoworld.data", "dinoworld.envs", "dinoworld.eval"),

@@ -18,12 +18,12 @@ import os
 import sys
 
 from ..errors import UserError, os_error_line
-from . import collect, demo, eval, info, make_probe, plan, rollout, train
+from . import collect, demo, encode, eval, finetune, info, make_probe, plan, rollout, train
 from .verb import Verb
 
 #: every verb, in the order of ``dinoworld --help``
 VERBS: tuple[Verb, ...] = (
-    info.INFO, train.TRAIN, train.ENCODE, collect.COLLECT, train.FINETUNE, plan.PLAN, rollout.ROLLOUT, demo.DEMO,
+    info.INFO, train.TRAIN, encode.ENCODE, collect.COLLECT, finetune.FINETUNE, plan.PLAN, rollout.ROLLOUT, demo.DEMO,
     eval.EVAL, make_probe.MAKE_PHYSICS_PROBE, make_probe.MAKE_FORECAST_PROBE,
 )
 
@@ -31,8 +31,8 @@ VERBS: tuple[Verb, ...] = (
 #: wrote: one story to paste top to bottom on a CPU, from the repository's root (configs/ is there)
 STORY: tuple[str, ...] = tuple(
     line.strip() for v in (info.INFO, demo.DEMO, rollout.ROLLOUT, make_probe.MAKE_PHYSICS_PROBE,
-                           make_probe.MAKE_FORECAST_PROBE, train.ENCODE, train.TRAIN, eval.EVAL,
-                           collect.COLLECT, train.FINETUNE, plan.PLAN)
+                           make_probe.MAKE_FORECAST_PROBE, encode.ENCODE, train.TRAIN, eval.EVAL,
+                           collect.COLLECT, finetune.FINETUNE, plan.PLAN)
     for line in (v.example.split("\n") if v is eval.EVAL else v.example.split("\n")[:1])
 )
 

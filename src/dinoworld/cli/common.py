@@ -83,3 +83,27 @@ def check_output_folder(path: str | os.PathLike | None, flag: str = "--out") -> 
         os.unlink(tmp)
     except OSError as err:
         raise UserError(f"{where}: cannot write in {probe} ({err.strerror}); choose another {flag}") from None
+
+
+def overrides_anywhere(p: argparse.ArgumentParser) -> None:
+    """Let dotted ``key=value`` overrides come before, between or after flags.
+
+    argparse fills a ``nargs="*"`` positional from one run of tokens only, so ``--max-steps 30
+    val_every=30 --json x=1`` leaves ``x=1`` over. This parser's leftover ``key=value`` tokens are
+    appended to ``overrides`` (in order); anything else stays unrecognized and argparse rejects it.
+    """
+    def parse_known_args(args=None, namespace=None):
+        ns, rest = argparse.ArgumentParser.parse_known_args(p, args, namespace)
+        extra = [a for a in rest if "=" in a and not a.startswith("-")]
+        ns.overrides = [*(ns.overrides or []), *extra]
+        return ns, [a for a in rest if a not in extra]
+
+    p.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+
+def print_run_summary(summary: dict) -> dict:
+    """The last lines of a training run: its validation loss beside copy-last, and its checkpoint."""
+    if "val/loss" in summary:
+        print(f"final val loss {summary['val/loss']:.4f} vs copy-last {summary['val/copy_last']:.4f}")
+    print(f"step {summary['step']}: checkpoint {summary['checkpoint']}")
+    return summary

@@ -9,6 +9,7 @@ is the held-out true-vs-shuffled-actions check that ends ``dinoworld finetune``.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -241,5 +242,22 @@ def predictor_size(cfg: TrainConfig) -> str:
     return next((n for n, s in SIZES.items() if all(arch.get(k) == v for k, v in s.items())), "pre-trained")
 
 
-__all__ = ["MODES", "action_check", "action_check_lines", "finetune_config", "heldout_check_problem",
-           "predictor_size", "prepare_finetune"]
+#: the config ``finetune`` points CPU-only users to
+CPU_FINETUNE_CONFIG = "configs/finetune-cpu.yaml"
+
+
+def cpu_warning(cfg) -> str | None:
+    """One line when a fine-tuning config is far too big for a machine without a GPU, else None."""
+    import torch
+
+    if torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    res, size = cfg.stages[-1].resolution, predictor_size(cfg)  # with an init, its size, whatever model.size says
+    if size in ("tiny", "small") and res <= 112:
+        return None
+    return (f"warning: no GPU found, and the {size} predictor at {res} px is sized for GPUs (days on a CPU); for a "
+            f"CPU-sized run add --config {CPU_FINETUNE_CONFIG} (tiny predictor, pixel-pyramid encoder, 56 px)")
+
+
+__all__ = ["CPU_FINETUNE_CONFIG", "MODES", "action_check", "action_check_lines", "cpu_warning", "finetune_config",
+           "heldout_check_problem", "predictor_size", "prepare_finetune"]
