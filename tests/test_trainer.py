@@ -64,6 +64,7 @@ def test_a_trajectory_folder_is_read_once_per_run(wall, tmp_path, monkeypatch):
     summary = train(cfg, resume=False)
     assert summary["step"] == 3 and "val/loss" in summary
     assert len(calls) == 1
+    assert train(cfg, resume=False, trajectory=info)["step"] == 3 and len(calls) == 1  # handed in: not read again
     meta = read_meta(latest_checkpoint(tmp_path / "run"))
     assert meta.raw_action_dim == 2 and meta.split["val"] == [info.episode_ids[i] for i in info.val]
     np.testing.assert_allclose(meta.action_norm["mean"], info.mean)

@@ -68,7 +68,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     problem = heldout_check_problem(cfg, info) if check else None
     if problem:  # said before training, so that a run that succeeds does not end in an error
         log(f"warning: the held-out action check will be skipped: {problem}")
-    summary = train(cfg, resume=not args.no_resume, max_steps=args.max_steps, return_model=True)
+    summary = train(cfg, resume=not args.no_resume, max_steps=args.max_steps, return_model=True, trajectory=info)
     model = summary.pop("model")
     if check and not problem:
         summary["action_check"] = action_check(cfg, model, args.check_batches, info)

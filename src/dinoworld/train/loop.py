@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..data.featurize import Featurizer
+from ..data.trajectory_clips import TrajectoryInfo
 from ..devices import uses_bf16
 from ..errors import UserError
 from ..model.folder import latest_checkpoint
@@ -62,11 +63,12 @@ class Trainer:
     :meth:`validate` and :meth:`save` can be called alone.
     """
 
-    def __init__(self, cfg: TrainConfig, env: Dist, data: DataSource | None = None) -> None:
+    def __init__(self, cfg: TrainConfig, env: Dist, data: DataSource | None = None,
+                 trajectory: TrajectoryInfo | None = None) -> None:
         self.cfg, self.env, self.out = cfg, env, Path(cfg.out_dir)
         seed_everything(cfg.seed)
         self.accum = accumulation_steps(cfg.optim, env.world_size)
-        self.data = data if data is not None else DataSource.resolve(cfg, env.device)
+        self.data = data if data is not None else DataSource.resolve(cfg, env.device, trajectory)
         self.model, self.meta = setup_model(cfg, self.data, env)
         self.optimizer, self.scheduler = make_optimizer(cfg, self.model, env.device)
         use_bf16 = uses_bf16(cfg.precision, env.device)
@@ -244,11 +246,12 @@ class Trainer:
 
 
 def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
-          return_model: bool = False) -> dict[str, Any]:
+          return_model: bool = False, trajectory: TrajectoryInfo | None = None) -> dict[str, Any]:
     """Train (or resume) according to ``cfg``. Returns a summary dict (rank 0 has the full picture).
 
     ``max_steps`` stops early after that global step (the schedule still follows ``cfg.stages``);
-    ``return_model`` adds the trained (possibly wrapped) module under ``"model"``.
+    ``return_model`` adds the trained (possibly wrapped) module under ``"model"``. ``trajectory``: the
+    ``trajectory_info`` of ``data.source`` when the caller has read it already (it is not read again).
 
     Resuming starts from the newest checkpoint that has readable weights and ``train_state.pt``
     (newer unusable ones are moved aside, with one line saying so). Ctrl-C on a single process saves
@@ -258,7 +261,7 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
         raise UserError("no training data: set data.source=PATH (videos, a manifest, shards or a feature cache)")
     env = init_distributed()  # under torchrun: joins (or creates, and then destroys) the process group
     try:
-        summary = _train(cfg, env, resume, max_steps, return_model)
+        summary = _train(cfg, env, resume, max_steps, return_model, trajectory)
     except BaseException:
         shutdown_distributed(env, clean=False)
         raise
@@ -266,9 +269,10 @@ def train(cfg: TrainConfig, resume: bool = True, max_steps: int | None = None,
     return summary
 
 
-def _train(cfg: TrainConfig, env: Dist, resume: bool, max_steps: int | None, return_model: bool) -> dict[str, Any]:
+def _train(cfg: TrainConfig, env: Dist, resume: bool, max_steps: int | None, return_model: bool,
+           trajectory: TrajectoryInfo | None) -> dict[str, Any]:
     # the Trainer (and with it a DDP/FSDP2 wrapper holding the process group) is gone when this returns
-    trainer = Trainer(cfg, env)
+    trainer = Trainer(cfg, env, trajectory=trajectory)
     summary = trainer.run(resume, max_steps)
     if return_model:
         summary["model"] = unwrap(trainer.model)
