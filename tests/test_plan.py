@@ -27,8 +27,8 @@ from dinoworld.plan import (
 )
 from dinoworld.plan.evaluate import evaluate
 from dinoworld.plan.protocol import PlanningConfig, protocol_settings
-from dinoworld.plan.report import wilson_ci95
 from dinoworld.plan.task import PlanningTask
+from dinoworld.stats import wilson_ci95
 from dinoworld.train.config import DataConfig, FinetuneConfig, TrainConfig
 from dinoworld.train.streams import trajectory_meta
 
@@ -485,3 +485,28 @@ def test_dino_wm_protocol_draws_its_goals_and_says_so(wall_data, tmp_path, capsy
     assert (s["protocol"], s["goals"], s["planner"], s["episodes"]) == ("dino-wm", "random_state", "mpc", 2)
     assert s["settings"]["seed"] == 99 and s["settings"]["replan_every"] == 5 * F
     assert "(dino-wm protocol, random-state goals, seed 99)" in cap.err
+
+
+def test_two_runs_on_the_same_episodes_compare_paired(tmp_path):
+    import json as _json
+
+    from dinoworld.errors import UserError
+    from dinoworld.plan.report import compare_runs
+
+    def write(name, successes, trajectories=None):
+        rows = [{"episode": i, "trajectory": (trajectories or range(len(successes)))[i], "start_step": 0,
+                 "success": s} for i, s in enumerate(successes)]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "episodes.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in rows))
+        return tmp_path / name
+
+    a = write("a", [True] * 16 + [False] * 4)
+    b = write("b", [True] * 8 + [False] * 12)
+    r = compare_runs(a, b, draws=500)
+    assert (r["episodes"], r["success_a"], r["success_b"], r["only_a"], r["only_b"]) == (20, 0.8, 0.4, 8, 0)
+    assert r["difference"] == pytest.approx(0.4) and 0.1 < r["ci95"][0] < 0.4 < r["ci95"][1] <= 0.7
+    same = compare_runs(a, a, draws=100)
+    assert same["difference"] == 0 and same["ci95"] == [0.0, 0.0]
+    other = write("c", [True] * 20, trajectories=list(range(5, 25)))
+    with pytest.raises(UserError, match="same episodes"):
+        compare_runs(a, other)

@@ -1,26 +1,19 @@
-"""What a planning evaluation reports: the summary with its Wilson interval, and videos of executed plans."""
+"""What a planning evaluation reports: the summary with its Wilson interval, videos of executed plans, and the
+paired comparison of two evaluations on the same episodes."""
 
 from __future__ import annotations
 
-import math
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
+from ..stats import paired_success_difference, wilson_ci95
 from .protocol import EpisodeSpec, PlanningConfig
 from .task import PlanningTask
-
-
-def wilson_ci95(successes: int, n: int) -> tuple[float, float]:
-    """95 % Wilson score interval of a success rate."""
-    if n == 0:
-        return (0.0, 1.0)
-    z, p = 1.959964, successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def summarize(rows: list[dict[str, Any]], cfg: PlanningConfig, plan_seconds: list[float],
@@ -83,3 +76,32 @@ def write_episode_video(path: Path, task: PlanningTask, spec: EpisodeSpec, frame
         canvas.paste(panel(goal), (pw + 4, header))
         out.append(np.asarray(canvas))
     write_video(path, np.stack(out), fps=5.0)
+
+
+#: what makes two result rows the same episode (start, goal and, for the baselines, the same draws)
+EPISODE_KEYS = ("episode", "trajectory", "start_step")
+
+
+def _rows(folder: str | Path) -> list[dict[str, Any]]:
+    path = Path(folder) / "episodes.jsonl"
+    if not path.is_file():
+        raise UserError(f"{folder} holds no episodes.jsonl; give the --out folder of a `dinoworld plan` run")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def compare_runs(a: str | Path, b: str | Path, draws: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Success of plan run ``a`` minus run ``b`` on the episodes both finished, which must be the same
+    episodes (same start and goal), with a paired bootstrap 95 % interval over episodes, and how many
+    episodes only one of them solves."""
+    ra, rb = _rows(a), _rows(b)
+    n = min(len(ra), len(rb))
+    for x, y in zip(ra[:n], rb[:n]):
+        if any(x.get(k) != y.get(k) for k in EPISODE_KEYS):
+            raise UserError(f"{a} and {b} did not plan the same episodes (episode {x.get('episode')}: "
+                            f"{[x.get(k) for k in EPISODE_KEYS]} vs {[y.get(k) for k in EPISODE_KEYS]}); "
+                            "compare runs with the same --data, --episodes, --seed and protocol")
+    sa, sb = [bool(r["success"]) for r in ra[:n]], [bool(r["success"]) for r in rb[:n]]
+    diff, ci = paired_success_difference(sa, sb, draws, seed)
+    return {"a": str(a), "b": str(b), "episodes": n, "success_a": float(np.mean(sa)) if n else None,
+            "success_b": float(np.mean(sb)) if n else None, "difference": diff, "ci95": ci,
+            "only_a": sum(x and not y for x, y in zip(sa, sb)), "only_b": sum(y and not x for x, y in zip(sa, sb))}

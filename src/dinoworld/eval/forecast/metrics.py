@@ -10,13 +10,13 @@ usual KITTI convention). Intervals resample whole sequences (:func:`paired_boots
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from ...stats import paired_bootstrap_ci
 from .protocol import HORIZONS, METHODS
 from .readers import IGNORE
 
@@ -127,18 +127,3 @@ class TaskScore:
         n = len(self.groups)
         return {h: {f"model_minus_{b}": paired_bootstrap_ci(self.score, f"{h}/model", f"{h}/{b}", n, draws, seed)
                     for b in METHODS if b != "model"} for h in HORIZONS}
-
-
-def paired_bootstrap_ci(score: Callable[[str, np.ndarray], np.ndarray], a: str, b: str, num_groups: int,
-                        draws: int = 2000, seed: int = 0) -> list[float] | None:
-    """95 % interval of ``score(a, W) - score(b, W)`` over bootstrap resamples of the groups, drawn with
-    replacement as counts ``W (draws, G)``, the same draws for both (paired). Whole sequences are
-    resampled, not windows, because the windows of one sequence overlap and are not independent.
-    ``None`` with fewer than two groups."""
-    if num_groups < 2:
-        return None
-    w = np.random.default_rng(seed).multinomial(num_groups, np.full(num_groups, 1.0 / num_groups), size=draws)
-    d = np.asarray(score(a, w), dtype=np.float64) - np.asarray(score(b, w), dtype=np.float64)
-    d = d[np.isfinite(d)]
-    return [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))] if d.size else None
-
