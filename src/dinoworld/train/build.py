@@ -13,7 +13,7 @@ from ..config import to_dict
 from ..errors import UserError
 from ..model import Predictor, build_predictor, compile_predictor
 from ..model.attention import resolve_backend
-from ..model.folder import CheckpointMeta, load_predictor
+from ..model.folder import CheckpointMeta, load_predictor, naming_checkpoint
 from .config import TrainConfig
 from .distributed import Dist, all_reduce_mean, wrap_model
 from .step import loader
@@ -25,7 +25,8 @@ def build_model(cfg: TrainConfig, in_dim: int) -> tuple[Predictor, dict[str, Any
     ft = cfg.finetune
     extra: dict[str, Any] = {}
     if ft.init:
-        model, meta = load_predictor(ft.init)
+        with naming_checkpoint(ft.init):
+            model, meta = load_predictor(ft.init)
         model.train()
         if cfg.model.action_dim and model.cfg.action_dim == 0:
             model.add_action_blocks(cfg.model.action_dim)

@@ -32,7 +32,7 @@ from ..errors import UserError
 from ..eval.actions import action_conditioned_errors, action_verdict
 from ..model import SIZES
 from ..model.actions import model_action_dim
-from ..model.folder import checkpoint_folder, read_meta
+from ..model.folder import checkpoint_folder, naming_checkpoint, read_meta
 from .config import Stage, TrainConfig
 from .streams import VAL_SEED, DataSource
 
@@ -112,9 +112,12 @@ def prepare_finetune(env: str, data: str, mode: str, init: str | None = None, co
         "data": {"kind": "trajectories", "source": str(root), "val_source": str(root), "num_frames": 4},
         "model": {"size": "base"},
     }
-    init_folder = checkpoint_folder(init) if init else None
+    init_folder = None
+    if init:
+        with naming_checkpoint(init):
+            init_folder = checkpoint_folder(init)
+            meta = read_meta(init_folder)
     if init_folder is not None:
-        meta = read_meta(init_folder)
         if meta.encoder.name != "unknown":
             base["model"]["encoder"] = meta.encoder.name
             if meta.encoder.weights:
