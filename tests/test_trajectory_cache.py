@@ -12,7 +12,7 @@ from dinoworld.data.featurize import Featurizer
 from dinoworld.data.trajectories import episode_path
 from dinoworld.data.trajectory_cache import ARRAY_FILE, PROGRESS_FILE, TrajectoryFeatures, encode_trajectories
 from dinoworld.data.trajectory_clips import trajectory_clip_stream, trajectory_info
-from dinoworld.data.video import resize_crop
+from dinoworld.data.video import resize_crop, write_video
 from dinoworld.encoders import load_encoder
 from dinoworld.envs.collect import collect
 from dinoworld.model.folder import latest_checkpoint, read_meta
@@ -141,3 +141,13 @@ def test_encode_verb_writes_a_trajectory_cache(wall, tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["num_episodes"] == EPISODES and summary["feature_shape"] == [2, 2, 36]
     assert TrajectoryFeatures(out).size == SIZE
+
+
+def test_a_trajectory_cache_given_for_video_data_is_refused(cache, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    write_video(str(videos / "a.mp4"), np.zeros((8, 32, 32, 3), np.uint8), fps=8)
+    argv = ["train", f"data.source={videos}", f"data.features={cache}", f"out_dir={tmp_path / 'run'}",
+            "model.size=tiny", "model.encoder=pixel-pyramid", "stages=[{steps: 1, resolution: 28}]"]
+    assert main(argv) == 2
+    assert "data.features is for trajectory folders" in one_error_line(capsys, alone=False)
+    assert not (tmp_path / "run" / "checkpoints").exists()
