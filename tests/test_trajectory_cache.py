@@ -103,9 +103,15 @@ def test_finetune_from_the_cache_trains_like_from_frames(wall, cache, tmp_path, 
 
     # neither training nor the held-out action check after it loads the encoder
     monkeypatch.setattr(streams, "load_encoder", lambda *a, **k: calls.append(a) or pytest.fail("encoder loaded"))
-    assert main([*common, "--features", str(cache), "--out", str(tmp_path / "cached")]) == 0
+    import dinoworld.data.trajectory_cache as trajectory_cache
+
+    checks, fingerprint = [], trajectory_cache.collection_fingerprint
+    monkeypatch.setattr(trajectory_cache, "collection_fingerprint", lambda *a: checks.append(a) or fingerprint(*a))
+    assert main([*common, "--features", str(cache), "--out", str(tmp_path / "cached"), "val_every=1"]) == 0
     cached = json.loads(capsys.readouterr().out)
     assert not calls
+    # the cache is checked against the collection once per run (training, then the action check), not per stream
+    assert len(checks) == 2
     for key in ("train_loss", "val/loss"):
         assert cached[key] == pytest.approx(raw[key], rel=2e-2)
     assert cached["action_check"]["clips"] == raw["action_check"]["clips"]

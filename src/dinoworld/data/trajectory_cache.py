@@ -31,7 +31,7 @@ from ..devices import module_device
 from ..errors import UserError
 from ..files import atomic_write_json
 from ..progress import progress_bar
-from .trajectories import collection_fingerprint, episode_actions, episode_arrays, episode_ids, load_trajectories
+from .trajectories import collection_fingerprint, episode_arrays, episode_ids, load_trajectories
 from .video import resize_crop
 
 INDEX_FILE = "features.json"
@@ -83,7 +83,7 @@ def encode_trajectories(source: str | os.PathLike, encoder: Any, out_dir: str | 
     ids = episode_ids(ds)
     out = Path(out_dir)
     settings = _settings(root, ids, encoder, encoder_weights, size, policy)
-    frames_per_episode = [episode_actions(ds, i).shape[0] + 1 for i in range(len(ds))]
+    frames_per_episode = [ds.length(i) + 1 for i in range(len(ds))]
     offsets = np.concatenate([[0], np.cumsum(frames_per_episode)]).astype(np.int64)
     total = int(offsets[-1])
     device = module_device(encoder)
@@ -167,13 +167,17 @@ class TrajectoryFeatures:
         state["_array"] = None
         return state
 
-    def check_matches(self, source: str | os.PathLike, ids: list[int]) -> None:
-        """Refuse a cache of another collection (or of this one before it changed): ``ids`` are its episode ids."""
+    def check(self, source: str | os.PathLike, ids: list[int], size: int, policy: str) -> None:
+        """Refuse a cache of another collection (or of this one before it changed; ``ids`` are its episode
+        ids), or of frames resized otherwise than ``size`` px with ``policy``."""
         root = Path(source)
         if self.episode_ids != [int(e) for e in ids] or \
                 self.settings["fingerprint"] != collection_fingerprint(root, ids):
             raise UserError(f"{self.path} holds the features of {self.settings['source']} as it was when encoded, "
                             f"not of {root} as it is now; rerun `dinoworld encode {root} --out NEW_FOLDER`")
+        if (self.size, self.settings["policy"]) != (int(size), policy):
+            raise UserError(f"{self.path} holds features of {self.size}-px frames ({self.settings['policy']}) but "
+                            f"this run reads {size}-px frames ({policy}); encode a cache at {size} px")
 
     def episode(self, pos: int) -> np.ndarray:
         if self._array is None:

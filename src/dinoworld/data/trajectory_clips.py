@@ -244,7 +244,8 @@ def trajectory_clip_stream(source: str | os.PathLike, *, train_source: str | os.
     (:mod:`dinoworld.data.trajectory_cache`; its folder or the opened cache), read instead of
     decoding and encoding the frames. ``info`` (``trajectory_info(train_source, split_seed,
     val_fraction)``) and ``source_info`` (``trajectory_info(source, split_seed, 0.0)``, for another
-    folder) are read from the folders when not given.
+    folder) are read from the folders when not given. A cache given as a folder is checked here against
+    ``source`` and the frame size; an opened one is taken as checked (``DataSource`` checks it once).
     """
     train_source = source if train_source is None else train_source
     if info is None:
@@ -264,13 +265,9 @@ def trajectory_clip_stream(source: str | os.PathLike, *, train_source: str | os.
         # another folder: its own episodes, normalised with the training statistics
         target = replace(other, mean=info.mean, std=info.std)
         episodes = list(range(len(other.lengths)))
-    cache = None
-    if features:
-        cache = features if isinstance(features, TrajectoryFeatures) else TrajectoryFeatures(features)
-        cache.check_matches(target.dataset.root, target.episode_ids)
-        if (cache.size, cache.settings["policy"]) != (int(size), policy):
-            raise UserError(f"{features} holds features of {cache.size}-px frames ({cache.settings['policy']}) but "
-                            f"this run reads {size}-px frames ({policy}); encode a cache at {size} px")
+    cache = features if isinstance(features, TrajectoryFeatures) or not features else TrajectoryFeatures(features)
+    if cache is not None and cache is not features:  # an opened cache was checked by whoever opened it
+        cache.check(target.dataset.root, target.episode_ids, size, policy)
     return TrajectoryClipDataset(
         target, episodes, num_frames=num_frames, frameskip=frameskip, size=size, seed=seed, rank=rank,
         world_size=world_size, loop=not val, shuffle=True, policy=policy, features=cache)

@@ -65,7 +65,9 @@ class DataSource:
             check_cache_encoder(cfg, cache.encoder_name, d.source)
             in_dim, info = int(cache.feature_shape[-1]), EncoderInfo(cache.encoder_name)
         elif d.features:
-            features = trajectory_features(cfg)
+            if trajectory is None:
+                trajectory = trajectory_info(d.source, cfg.seed, cfg.finetune.val_fraction)
+            features = trajectory_features(cfg, trajectory)
             in_dim = features.feature_shape[-1]
             info = EncoderInfo(features.encoder_name, features.settings.get("encoder_weights"),
                                bool(features.settings.get("pretrained", False)))
@@ -153,8 +155,9 @@ def check_cache_encoder(cfg: TrainConfig, have: str, cache: str) -> str:
     return have
 
 
-def trajectory_features(cfg: TrainConfig) -> TrajectoryFeatures:
-    """The feature cache of a trajectory run (``data.features``), checked against the config."""
+def trajectory_features(cfg: TrainConfig, info: TrajectoryInfo) -> TrajectoryFeatures:
+    """The feature cache of a trajectory run (``data.features``), checked once against the config and the
+    collection ``info`` describes (``trajectory_info`` of ``data.source``)."""
     d = cfg.data
     if d.val_source and not same_folder(d.val_source, d.source):
         raise UserError(f"data.features is a cache of {d.source} only, but validation reads {d.val_source}; "
@@ -162,6 +165,7 @@ def trajectory_features(cfg: TrainConfig) -> TrajectoryFeatures:
     feats = TrajectoryFeatures(d.features)
     check_cache_resolution(cfg, (feats.size, feats.size), d.features)
     check_cache_encoder(cfg, feats.encoder_name, d.features)
+    feats.check(info.dataset.root, info.episode_ids, feats.size, d.crop)
     return feats
 
 
