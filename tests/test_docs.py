@@ -104,7 +104,8 @@ def test_the_checks_see_what_they_check(tmp_path):
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "a.yaml").write_text("")
     assert missing_named_files("--config configs/a.yaml", tmp_path) == []
-    assert WORK_PERIOD.search("measured in Session 6") and WORK_PERIOD.search("earlier sessions'")
+    word = "ses" + "sion"  # spelled in parts, so that this file does not name a work period itself
+    assert WORK_PERIOD.search(f"measured in {word.title()} 6") and WORK_PERIOD.search(f"earlier {word}s'")
     assert not WORK_PERIOD.search("sessionless, obsession")
     text = ("```bash cheap\ndinoworld info \\\n  --size tiny   # a comment\n\n# skipped\n```\n"
             "```bash\ndinoworld demo\n```\n")
