@@ -141,3 +141,19 @@ def test_set_state():
         ref.step_relative(a)
     np.testing.assert_array_equal(other.get_state(), ref.full_state())
     assert pusht.PushTEnv.world_version == "dino-wm-pusht-1"
+
+
+def test_state_cost_weighs_both_parts_of_the_success_test():
+    """PushT's true-state planning cost: 0 at the goal, each error in units of its success threshold."""
+    from dinoworld.envs import make_env
+    from dinoworld.envs.pusht import SUCCESS_ANGLE, SUCCESS_POS
+
+    env = make_env("pusht", img_size=56)
+    goal = np.array([200.0, 200.0, 300.0, 300.0, 0.5])
+    assert env.state_cost(goal, goal) == 0.0
+    moved = goal + np.array([SUCCESS_POS, 0, 0, 0, 0])
+    turned = goal + np.array([0, 0, 0, 0, SUCCESS_ANGLE / 2])
+    assert env.state_cost(goal, moved) == pytest.approx(1.0)
+    assert env.state_cost(goal, turned) == pytest.approx(0.5)
+    ev = env.eval_state(goal, turned + np.array([0, 0, 0, 0, SUCCESS_ANGLE]))
+    assert ev["position_success"] and not ev["angle_success"] and not ev["success"]

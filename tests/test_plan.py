@@ -218,6 +218,25 @@ def test_planners_reach_goals_with_an_exact_latent_model(wall_data, planner, mon
     assert s["mean_final_distance"] < s["random_mean_final_distance"]
 
 
+def test_cost_ceilings_plan_on_the_simulator_under_features_and_true_states(wall_data, tmp_path, capsys):
+    """`plan --ceiling`: CEM on the simulator under the true-state cost reaches goals 10 steps away (the
+    search can); both costs plan the same episodes; the summary and ceiling.json say so."""
+    _world_model(wall_data).save_pretrained(tmp_path / "ckpt")
+    code = main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
+                 "--ceiling", "--episodes", "8", "--samples", "48", "--iterations", "4", "--topk", "6",
+                 "--horizon", "2", "--goal-steps", "10", "--batch", "8", "--out", str(tmp_path / "c"), "--json"])
+    assert code == 0
+    cap = capsys.readouterr()
+    assert "CEM on the wall simulator, 8 episodes, budget 192: features cost" in cap.err
+    s = json.loads(cap.out)
+    assert set(s["costs"]) == {"features", "state"} and s["episodes"] == 8
+    assert s["costs"]["state"]["success_rate"] >= 0.75, s
+    assert s["costs"]["state"]["mean_distance"] < 2.0, s
+    rows = json.loads((tmp_path / "c" / "ceiling.json").read_text())["rows"]
+    by_cost = {c: [(r["trajectory"], r["start_step"]) for r in rows if r["cost"] == c] for c in ("features", "state")}
+    assert len(by_cost["state"]) == 8 and by_cost["features"] == by_cost["state"]
+
+
 def test_plan_cli_writes_episodes_summary_and_videos(wall_data, tmp_path, capsys):
     wm = _world_model(wall_data)
     wm.save_pretrained(tmp_path / "ckpt")

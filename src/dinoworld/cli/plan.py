@@ -44,6 +44,10 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=nonneg_int, help="paper 0, dino-wm 99")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--sweep", help="also plot success against budget, e.g. 32x3,64x10,300x30 (SAMPLESxITERATIONS)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="instead of the model, plan the same episodes on the simulator twice, under the feature "
+                        "cost and under a cost on the true state: shows whether the encoder or the search limits "
+                        "the world (writes ceiling.json into --out)")
     p.add_argument("--out", help="folder for episodes.jsonl, summary.json and MP4s")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a plan already in --out made with other settings (the same settings resume it)")
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         replan_every=given("replan_every", base.replan_every), mpc_steps=given("mpc_steps", base.mpc_steps),
         episodes=given("episodes", base.episodes), batch=args.batch, seed=given("seed", base.seed),
         oracle=not args.no_oracle, chunk=args.chunk, precision=args.precision)
+    if args.ceiling:
+        return _ceiling(wm, args, cfg)
     s = evaluate(wm, args.env, args.data, cfg, out=args.out, overwrite=args.overwrite)
     lo, hi = s["ci95"]
     goals = f"goals {cfg.goal_steps} recorded steps ahead" if cfg.goals == "dataset" else "random-state goals"
@@ -97,6 +103,23 @@ def run(args: argparse.Namespace) -> int:
                   f"{r['seconds_per_plan']:.2f} s per plan")
         print(f"figure: {s['sweep']['figure']}")
     return s
+
+
+def _ceiling(wm, args: argparse.Namespace, cfg) -> dict:
+    from pathlib import Path
+
+    from ..files import atomic_write_json
+    from ..plan.ceiling import cost_ceiling
+
+    r = cost_ceiling(wm, args.env, args.data, cfg)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(Path(args.out) / "ceiling.json", r)
+    parts = [f"{name} cost {c['success_rate']:.3f} (95% CI {c['ci95'][0]:.3f}-{c['ci95'][1]:.3f})"
+             for name, c in r["costs"].items()]
+    print(f"CEM on the {r['env']} simulator, {r['episodes']} episodes, budget {r['budget']}: "
+          f"{'; '.join(parts)}; doing nothing {r['idle_success_rate']:.3f}")
+    return {k: v for k, v in r.items() if k != "rows"}
 
 
 PLAN = Verb("plan", "plan with a fine-tuned model in its environment (CEM, MPC or GD): success rate vs random",

@@ -134,6 +134,12 @@ class GoalEnv(_EnvBase):  # type: ignore[misc, valid-type]
         """Advance the simulation by one environment step."""
         raise NotImplementedError
 
+    def state_cost(self, goal_state: np.ndarray, state: np.ndarray) -> float:
+        """A cost on true states that is 0 at the goal and grows with what the success test measures:
+        what planning on the simulator minimises to find the ceiling of the search itself, free of
+        any encoder. Default: the success test's distance."""
+        return float(self.eval_state(goal_state, state)["distance"])
+
     def random_policy(self, rng: np.random.Generator) -> Policy:
         """The default exploration policy of this environment (used for data and goal pairs)."""
         low, high = self.action_low, self.action_high

@@ -241,7 +241,14 @@ class PushTEnv(GoalEnv):
             "distance": pos_err,
             "angle_error": ang_err,
             "block_distance": float(np.linalg.norm(goal[2:4] - cur[2:4])),
+            "position_success": bool(pos_err < SUCCESS_POS),  # the two parts of the test, to see which fails
+            "angle_success": bool(ang_err < SUCCESS_ANGLE),
         }
+
+    def state_cost(self, goal_state: np.ndarray, state: np.ndarray) -> float:
+        """Both errors of the success test, each in units of its threshold."""
+        ev = self.eval_state(goal_state, state)
+        return ev["distance"] / SUCCESS_POS + ev["angle_error"] / SUCCESS_ANGLE
 
     def random_policy(self, rng: np.random.Generator) -> Policy:
         """Smooth random target offsets (AR(1), rho 0.8, sigma 0.3): mostly wanders the pusher."""

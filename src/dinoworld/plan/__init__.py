@@ -8,7 +8,8 @@
 Modules: ``cem`` and ``gd`` (planners over any cost), ``mpc`` (receding horizon over any :class:`Planner`),
 ``rollout`` (batched candidate rollouts), and the evaluation: ``protocol`` (settings, the paper's and
 DINO-WM's protocols), ``task`` (checkpoint, env, data), ``evaluate`` (the loop), ``runs`` (output
-folder and resume), ``report`` (summary, videos), ``sweep`` (success against budget).
+folder and resume), ``report`` (summary, videos), ``sweep`` (success against budget), ``ceiling``
+(CEM on the simulator under the feature cost and under a true-state cost: what limits a world).
 """
 
 from .cem import CEMConfig, Plan, cem

@@ -151,14 +151,29 @@ class PlanningTask:
 
     def simulator_cost(self, start_states: list[np.ndarray], goal_latents: torch.Tensor) -> Cost:
         """Cost of candidates by running them in the simulator and encoding the final frame."""
+        std = self.wm.predictor.standardize
+
         def cost(actions: torch.Tensor) -> torch.Tensor:
-            raw = self.space.denormalize(actions).cpu().numpy()  # (E, N, H*f, A)
-            finals = [self.env.rollout(start_states[e], raw[e, j])[-1]
-                      for e in range(raw.shape[0]) for j in range(raw.shape[1])]
-            lat = self.latents(finals).view(raw.shape[0], raw.shape[1], *goal_latents.shape[1:])
-            std = self.wm.predictor.standardize
+            finals = self._simulated_finals(start_states, actions)
+            lat = self.latents(finals).view(*actions.shape[:2], *goal_latents.shape[1:])
             return latent_distance(std(lat), std(goal_latents))
         return cost
+
+    def state_cost(self, start_states: list[np.ndarray], goal_states: list[np.ndarray]) -> Cost:
+        """Cost of candidates by running them in the simulator and comparing the final *state* with the
+        goal state (:meth:`GoalEnv.state_cost`): no encoder, so what it cannot solve the search cannot."""
+        def cost(actions: torch.Tensor) -> torch.Tensor:
+            n = actions.shape[1]
+            finals = self._simulated_finals(start_states, actions)
+            c = [self.env.state_cost(goal_states[i // n], s) for i, s in enumerate(finals)]
+            return torch.tensor(c, dtype=torch.float32, device=actions.device).view(actions.shape[:2])
+        return cost
+
+    def _simulated_finals(self, start_states: list[np.ndarray], actions: torch.Tensor) -> list[np.ndarray]:
+        """Final simulator states of normalised model actions ``(E, N, H, A)``, episode-major."""
+        raw = self.space.denormalize(actions).cpu().numpy()  # (E, N, H*f, A)
+        return [self.env.rollout(start_states[e], raw[e, j])[-1]
+                for e in range(raw.shape[0]) for j in range(raw.shape[1])]
 
     def plan(self, cost: Cost, n: int, cfg: PlanningConfig, gen: torch.Generator, search: str | None = None) -> Plan:
         """One open-loop plan for ``n`` episodes with ``cfg``'s planner, or ``search`` ("cem" or "gd")."""
