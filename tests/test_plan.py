@@ -237,7 +237,11 @@ def test_cost_ceilings_plan_on_the_simulator_under_features_and_true_states(wall
     assert len(by_cost["state"]) == 8 and by_cost["features"] == by_cost["state"]
 
 
-def test_plan_cli_writes_episodes_summary_and_videos(wall_data, tmp_path, capsys):
+def test_plan_cli_writes_episodes_summary_and_videos(wall_data, tmp_path, capsys, monkeypatch):
+    from dinoworld.envs.wall import WallEnv
+
+    test = WallEnv.eval_state  # a success test made of parts (as PushT's): each part lands in the rows
+    monkeypatch.setattr(WallEnv, "eval_state", lambda self, g, s: {**test(self, g, s), "part_ok": True})
     wm = _world_model(wall_data)
     wm.save_pretrained(tmp_path / "ckpt")
     out = tmp_path / "plan"
@@ -253,6 +257,7 @@ def test_plan_cli_writes_episodes_summary_and_videos(wall_data, tmp_path, capsys
     assert summary["episodes"] == 3 and summary["budget"] == 16 and summary["planner"] == "cem"
     rows = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and {"success", "final_distance", "steps_to_success", "seconds_planning"} <= set(rows[0])
+    assert rows[0]["part_ok"] is True
     assert len(list(out.glob("episode_*.mp4"))) == 3
     assert json.loads((out / "summary.json").read_text())["episodes"] == 3
 

@@ -135,7 +135,8 @@ def _plan_batches(task: PlanningTask, specs: list[EpisodeSpec], rows: list[dict[
                    "final_distance": float(ev["distance"]), "steps_to_success": first,
                    "seconds_planning": secs, "random_success": bool(rev["success"]),
                    "idle_success": s.idle_success,
-                   "random_final_distance": float(rev["distance"])}
+                   "random_final_distance": float(rev["distance"]),
+                   **{k: v for k, v in ev.items() if k not in ("success", "distance")}}  # the test's parts
             if oracle is not None:
                 oev = task.env.eval_state(s.goal_state, oracle[i][0])
                 row.update(oracle_success=bool(oev["success"]), oracle_final_distance=float(oev["distance"]))
