@@ -279,6 +279,11 @@ def test_action_check_runs_on_the_held_out_episodes(wall):
     lines = action_check_lines(errs)
     assert len(lines) == 3 and lines[0].startswith("held-out next-latent loss") and "(8 clips)" in lines[0]
     assert "self-fed from one frame" in lines[1] and "barely steer" in lines[2]  # fresh action blocks do nothing
+    from dinoworld.train.finetune import context_check
+
+    longer = finetune_config("wall", str(wall), "scratch", overrides=[*TINY, "data.num_frames=5"])
+    ctx = context_check(longer, model, 1, (2, 1), data.trajectory)  # scripts/context_check.py's call
+    assert (ctx["clips"], ctx["targets"], sorted(ctx["contexts"])) == (cfg.optim.micro_batch_size, 3, [1, 2])
 
 
 def test_action_verdict_flags_a_model_whose_actions_do_not_steer():
@@ -326,3 +331,41 @@ def test_paper_defaults_without_gpu_warn_first_and_name_the_cpu_config(wall, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("warning: no GPU") and "--config configs/finetune-cpu.yaml" in err[0]
     assert err[-1].startswith("error:") and "model.encoder_weights=PATH" in err[-1]
+
+
+class _Extrapolator(torch.nn.Module):
+    """A predictor that knows velocity only from history: the next frame is 2·last − previous, or the
+    last frame when the context holds one; its actions are ignored."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # so the module has a device
+
+    def standardize(self, x):
+        return x
+
+    def forward(self, context, context_times, query_times, actions=None):
+        last = context[:, -1:]
+        return last if context.shape[1] == 1 else 2 * last - context[:, -2:-1]
+
+
+def test_context_errors_measure_what_a_history_adds():
+    """Frames that move at a constant velocity: from one frame the extrapolator can only copy, from two
+    or more it is exact; the targets and the copy-last baseline are the same frames for every context."""
+    from dinoworld.errors import UserError
+    from dinoworld.eval.actions import context_errors
+
+    b, t = 4, 7
+    velocity = torch.randn(b, 1, 2, 2, 3)
+    feats = torch.randn(b, 1, 2, 2, 3) + velocity * torch.arange(t).view(1, t, 1, 1, 1)
+    batch = {"features": feats, "times": torch.arange(t).float().expand(b, t), "actions": torch.randn(b, t - 1, 2)}
+    r = context_errors(_Extrapolator(), [batch, batch], contexts=(3, 1, 2), batch_size=b)
+    assert (r["clips"], r["targets"], sorted(r["contexts"])) == (8, 4, [1, 2, 3])
+    one, two, three = (r["contexts"][c] for c in (1, 2, 3))
+    assert one["true"] == pytest.approx(r["copy_last"]) and one["true"] > 0.01  # one frame: copies frame 3
+    assert two["true"] < 1e-9 and three["true"] < 1e-9
+    assert one["gap"] == pytest.approx(1.0)  # the actions are ignored
+    assert one["context_mean"] == pytest.approx(r["copy_last"])
+    assert r["copy_last"] < two["context_mean"] < three["context_mean"]  # the mean lags behind the motion
+    with pytest.raises(UserError, match="no target"):
+        context_errors(_Extrapolator(), [batch], contexts=(7,))

@@ -29,7 +29,7 @@ from ..data.trajectory_clips import (
 from ..devices import module_device
 from ..envs import ENV_NAMES
 from ..errors import UserError
-from ..eval.actions import action_conditioned_errors, action_verdict
+from ..eval.actions import action_conditioned_errors, action_verdict, context_errors
 from ..model import SIZES
 from ..model.actions import model_action_dim
 from ..model.folder import checkpoint_folder, naming_checkpoint, read_meta
@@ -219,12 +219,26 @@ def action_check(cfg: TrainConfig, model: Any, batches: int, info: TrajectoryInf
     encoder is loaded. ``info``: ``trajectory_info`` of ``data.source`` (as :func:`prepare_finetune`
     gives it), read from the folder when not given.
     """
-    data = DataSource.resolve(cfg, module_device(model), trajectory=info)
-    stream = data.heldout_stream(cfg.stages[-1].resolution, seed=VAL_SEED)
-    errs = action_conditioned_errors(model, stream, data.encoder, batch_size=cfg.optim.micro_batch_size,
+    stream, encoder = _heldout(cfg, model, info)
+    errs = action_conditioned_errors(model, stream, encoder, batch_size=cfg.optim.micro_batch_size,
                                      max_batches=batches)
     errs["gap"], _ = action_verdict(errs)
     return errs
+
+
+def context_check(cfg: TrainConfig, model: Any, batches: int, contexts: Sequence[int],
+                  info: TrajectoryInfo | None = None) -> dict[str, Any]:
+    """:func:`~dinoworld.eval.actions.context_errors` on the held-out clips :func:`action_check` reads
+    (``cfg.data.num_frames`` long: at least ``max(contexts)`` + the targets)."""
+    stream, encoder = _heldout(cfg, model, info)
+    return context_errors(model, stream, encoder, contexts=contexts, batch_size=cfg.optim.micro_batch_size,
+                          max_batches=batches)
+
+
+def _heldout(cfg: TrainConfig, model: Any, info: TrajectoryInfo | None) -> tuple[Any, Any]:
+    """The held-out clip stream of ``cfg`` at its last stage's resolution, and the encoder (None from a cache)."""
+    data = DataSource.resolve(cfg, module_device(model), trajectory=info)
+    return data.heldout_stream(cfg.stages[-1].resolution, seed=VAL_SEED), data.encoder
 
 
 def action_check_lines(errs: dict[str, Any]) -> list[str]:
@@ -262,5 +276,5 @@ def cpu_warning(cfg) -> str | None:
             f"CPU-sized run add --config {CPU_FINETUNE_CONFIG} (tiny predictor, pixel-pyramid encoder, 56 px)")
 
 
-__all__ = ["CPU_FINETUNE_CONFIG", "MODES", "action_check", "action_check_lines", "cpu_warning", "finetune_config",
-           "heldout_check_problem", "predictor_size", "prepare_finetune"]
+__all__ = ["CPU_FINETUNE_CONFIG", "MODES", "action_check", "action_check_lines", "context_check", "cpu_warning",
+           "finetune_config", "heldout_check_problem", "predictor_size", "prepare_finetune"]
