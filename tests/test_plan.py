@@ -531,6 +531,12 @@ def test_two_runs_on_the_same_episodes_compare_paired(tmp_path):
     assert r["difference"] == pytest.approx(0.4) and 0.1 < r["ci95"][0] < 0.4 < r["ci95"][1] <= 0.7
     same = compare_runs(a, a, draws=100)
     assert same["difference"] == 0 and same["ci95"] == [0.0, 0.0]
+    # episodes drawn from the same trajectories: the interval resamples the 4 trajectories, not the 20 episodes
+    clustered = compare_runs(write("a4", [True] * 10 + [False] * 10, [e // 5 for e in range(20)]),
+                             write("b4", [False] * 20, [e // 5 for e in range(20)]), draws=500)
+    loose = compare_runs(write("a20", [True] * 10 + [False] * 10), write("b20", [False] * 20), draws=500)
+    assert clustered["difference"] == loose["difference"] == 0.5 and clustered["trajectories"] == 4
+    assert clustered["ci95"][1] - clustered["ci95"][0] > 1.5 * (loose["ci95"][1] - loose["ci95"][0])
     other = write("c", [True] * 20, trajectories=list(range(5, 25)))
     with pytest.raises(UserError, match="same episodes"):
         compare_runs(a, other)

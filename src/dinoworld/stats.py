@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,15 +34,23 @@ def paired_bootstrap_ci(score: Callable[[str, np.ndarray], np.ndarray], a: str, 
     return [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))] if d.size else None
 
 
-def paired_success_difference(a: list[bool], b: list[bool], draws: int = 2000,
-                              seed: int = 0) -> tuple[float, list[float] | None]:
+def paired_success_difference(a: list[bool], b: list[bool], draws: int = 2000, seed: int = 0,
+                              groups: list[Any] | None = None) -> tuple[float, list[float] | None]:
     """``mean(a) - mean(b)`` of two success lists over the same episodes, with the 95 % interval of a
-    paired bootstrap over episodes (``None`` with fewer than two)."""
+    paired bootstrap (``None`` with fewer than two groups). ``groups`` (one label per episode, e.g. its
+    trajectory) are resampled whole, so that episodes that share a trajectory (and, in Wall, its
+    layout) are not counted as independent; by default every episode is its own group."""
     if len(a) != len(b):
         raise ValueError(f"paired lists differ in length: {len(a)} and {len(b)}")
-    x = {"a": np.asarray(a, np.float64), "b": np.asarray(b, np.float64)}
-    diff = float(x["a"].mean() - x["b"].mean()) if len(a) else 0.0
-    ci = paired_bootstrap_ci(lambda k, w: (w * x[k]).sum(1) / w.sum(1), "a", "b", len(a), draws, seed)
+    labels = np.arange(len(a)) if groups is None else np.asarray(groups)
+    if len(labels) != len(a):
+        raise ValueError(f"{len(labels)} group labels for {len(a)} episodes")
+    _, which = np.unique(labels, return_inverse=True)
+    g = int(which.max()) + 1 if len(a) else 0
+    count = np.bincount(which, minlength=g).astype(np.float64)
+    wins = {k: np.bincount(which, weights=np.asarray(v, np.float64), minlength=g) for k, v in (("a", a), ("b", b))}
+    diff = float((wins["a"].sum() - wins["b"].sum()) / len(a)) if len(a) else 0.0
+    ci = paired_bootstrap_ci(lambda k, w: (w * wins[k]).sum(1) / (w * count).sum(1), "a", "b", g, draws, seed)
     return diff, ci
 
 

@@ -91,8 +91,9 @@ def _rows(folder: str | Path) -> list[dict[str, Any]]:
 
 def compare_runs(a: str | Path, b: str | Path, draws: int = 2000, seed: int = 0) -> dict[str, Any]:
     """Success of plan run ``a`` minus run ``b`` on the episodes both finished, which must be the same
-    episodes (same start and goal), with a paired bootstrap 95 % interval over episodes, and how many
-    episodes only one of them solves."""
+    episodes (same start and goal), with a paired bootstrap 95 % interval over held-out trajectories
+    (episodes drawn from one trajectory are resampled together), and how many episodes only one of
+    them solves."""
     ra, rb = _rows(a), _rows(b)
     n = min(len(ra), len(rb))
     for x, y in zip(ra[:n], rb[:n]):
@@ -101,7 +102,9 @@ def compare_runs(a: str | Path, b: str | Path, draws: int = 2000, seed: int = 0)
                             f"{[x.get(k) for k in EPISODE_KEYS]} vs {[y.get(k) for k in EPISODE_KEYS]}); "
                             "compare runs with the same --data, --episodes, --seed and protocol")
     sa, sb = [bool(r["success"]) for r in ra[:n]], [bool(r["success"]) for r in rb[:n]]
-    diff, ci = paired_success_difference(sa, sb, draws, seed)
-    return {"a": str(a), "b": str(b), "episodes": n, "success_a": float(np.mean(sa)) if n else None,
+    trajectories = [r.get("trajectory", i) for i, r in enumerate(ra[:n])]
+    diff, ci = paired_success_difference(sa, sb, draws, seed, groups=trajectories)
+    return {"a": str(a), "b": str(b), "episodes": n, "trajectories": len(set(trajectories)),
+            "success_a": float(np.mean(sa)) if n else None,
             "success_b": float(np.mean(sb)) if n else None, "difference": diff, "ci95": ci,
             "only_a": sum(x and not y for x, y in zip(sa, sb)), "only_b": sum(y and not x for x, y in zip(sa, sb))}
