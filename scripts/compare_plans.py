@@ -3,8 +3,9 @@
     python scripts/compare_plans.py plans/wall-full plans/wall-scratch
 
 Both folders are `dinoworld plan --out` folders of runs on the same episodes (same --data, --episodes,
---seed and protocol). Prints one JSON object: both success rates, the difference, its interval, and how
-many episodes only one of the runs solves.
+--seed and protocol). The bootstrap resamples held-out trajectories: the episodes drawn from one
+trajectory go together. Prints one JSON object: both success rates, the difference, its interval, the
+number of episodes and of trajectories, and how many episodes only one of the runs solves.
 """
 
 from __future__ import annotations

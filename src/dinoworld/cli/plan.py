@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from typing import Any
 
 from .common import JSON_HELP, check_output_folder, nonneg_int, pick_device, positive_float, positive_int
 from .verb import Verb
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     return s
 
 
-def _ceiling(wm, args: argparse.Namespace, cfg) -> dict:
+def _ceiling(wm: Any, args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
     from pathlib import Path
 
     from ..files import atomic_write_json
