@@ -227,7 +227,7 @@ def test_cost_ceilings_plan_on_the_simulator_under_features_and_true_states(wall
                  "--horizon", "2", "--goal-steps", "10", "--batch", "8", "--out", str(tmp_path / "c"), "--json"])
     assert code == 0
     cap = capsys.readouterr()
-    assert "CEM on the wall simulator, 8 episodes, budget 192: features cost" in cap.err
+    assert "open-loop CEM on the wall simulator, 8 episodes, budget 192: features cost" in cap.err
     s = json.loads(cap.out)
     assert set(s["costs"]) == {"features", "state"} and s["episodes"] == 8
     assert s["costs"]["state"]["success_rate"] >= 0.75, s

@@ -118,7 +118,7 @@ def _ceiling(wm: Any, args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
         atomic_write_json(Path(args.out) / "ceiling.json", r)
     parts = [f"{name} cost {c['success_rate']:.3f} (95% CI {c['ci95'][0]:.3f}-{c['ci95'][1]:.3f})"
              for name, c in r["costs"].items()]
-    print(f"CEM on the {r['env']} simulator, {r['episodes']} episodes, budget {r['budget']}: "
+    print(f"open-loop CEM on the {r['env']} simulator, {r['episodes']} episodes, budget {r['budget']}: "
           f"{'; '.join(parts)}; doing nothing {r['idle_success_rate']:.3f}")
     return {k: v for k, v in r.items() if k != "rows"}
 
