@@ -60,6 +60,7 @@ def test_clips_from_the_cache_match_clips_encoded_on_the_fly(wall, encoder, cach
     kw = dict(num_frames=4, frameskip=3, size=SIZE, seed=5)
     raw = trajectory_clip_stream(wall, **kw)
     cached = trajectory_clip_stream(wall, features=cache, **kw)
+    assert trajectory_clip_stream(wall, features="", **kw).clip(0, 0).keys() == raw.clip(0, 0).keys()  # the default
     featurize = Featurizer(encoder, torch.device("cpu"))
     for pos, start in [(0, 0), (3, 7), (8, 4)]:
         a, b = raw.clip(pos, start), cached.clip(pos, start)

@@ -265,8 +265,9 @@ def trajectory_clip_stream(source: str | os.PathLike, *, train_source: str | os.
         # another folder: its own episodes, normalised with the training statistics
         target = replace(other, mean=info.mean, std=info.std)
         episodes = list(range(len(other.lengths)))
-    cache = features if isinstance(features, TrajectoryFeatures) or not features else TrajectoryFeatures(features)
-    if cache is not None and cache is not features:  # an opened cache was checked by whoever opened it
+    cache = features or None  # "" (the config's default) is no cache
+    if cache is not None and not isinstance(cache, TrajectoryFeatures):  # a folder: open and check it here
+        cache = TrajectoryFeatures(cache)
         cache.check(target.dataset.root, target.episode_ids, size, policy)
     return TrajectoryClipDataset(
         target, episodes, num_frames=num_frames, frameskip=frameskip, size=size, seed=seed, rank=rank,
