@@ -274,10 +274,13 @@ def test_action_check_runs_on_the_held_out_episodes(wall):
     model = build_predictor("tiny", in_dim=data.in_dim, action_dim=cfg.model.action_dim)
     errs = action_check(cfg, model, 2, data.trajectory)
     assert errs["clips"] == 2 * cfg.optim.micro_batch_size
-    assert {"true", "shuffled", "copy_last", "self_fed_true", "self_fed_shuffled", "copy_first", "gap"} <= errs.keys()
+    assert {"true", "shuffled", "copy_last", "context_mean", "self_fed_true", "self_fed_shuffled", "copy_first",
+            "gap"} <= errs.keys()
+    assert errs["context_mean"] != errs["copy_last"]
     assert action_check(cfg, model, 2) == errs  # the folder read again
     lines = action_check_lines(errs)
     assert len(lines) == 3 and lines[0].startswith("held-out next-latent loss") and "(8 clips)" in lines[0]
+    assert f"context-mean {errs['context_mean']:.5g}" in lines[0]
     assert "self-fed from one frame" in lines[1] and "barely steer" in lines[2]  # fresh action blocks do nothing
     from dinoworld.train.finetune import context_check
 

@@ -205,6 +205,27 @@ def test_context_mean_baseline():
     assert out.shape == (1, 3, 2, 2, 3) and torch.all(out == 2.0)
 
 
+def test_running_mean_baseline_and_the_training_loss_beside_both_baselines():
+    """Under teacher forcing frame t + 1's context mean is the mean of frames 1..t; the loss function
+    returns copy-last's and its losses, worked out by hand on a ramp x_t = t."""
+    from dinoworld.model import running_mean_prediction
+    from dinoworld.train.step import BASELINES, teacher_forcing_loss
+
+    ramp = torch.arange(1.0, 5.0).view(1, 4, 1, 1, 1).expand(2, 4, 2, 2, 3)  # frames 1, 2, 3, 4
+    means = running_mean_prediction(ramp)
+    assert means.shape == (2, 3, 2, 2, 3)
+    torch.testing.assert_close(means[0, :, 0, 0, 0], torch.tensor([1.0, 1.5, 2.0]))
+
+    class Exact(torch.nn.Module):  # predicts every target exactly
+        def forward(self, feats, times, query_times, actions=None):
+            return feats[:, 1:]
+
+    loss, baselines = teacher_forcing_loss(Exact(), ramp, torch.arange(4.0).expand(2, 4))
+    assert BASELINES == ("copy_last", "context_mean") and loss.item() == 0.0
+    # smooth L1 (beta 0.1) of errors |d| >= 0.1 is |d| - 0.05: copy-last misses by 1, 1, 1; the mean by 1, 1.5, 2
+    torch.testing.assert_close(baselines, torch.tensor([0.95, 1.45]))
+
+
 def test_value_rope_tells_a_query_where_what_it_read_came_from():
     """value_rope (off by default): a query that reads one context token gets an output that depends on
     the token's position *relative to the query*; without it the output is the same wherever the token is."""

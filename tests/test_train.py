@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -119,12 +120,14 @@ def test_batch_must_divide(videos, tmp_path):
         train_tiny(videos, tmp_path, "optim.batch_size=3", resume=False)
 
 
-def test_validation_reports_model_and_copy_last(videos, tmp_path):
+def test_validation_reports_model_and_both_baselines(videos, tmp_path):
     out = train_tiny(videos, tmp_path, f"data.val_source={videos / 'val'}", "val_every=3", "val_batches=1",
                      resume=False)
-    assert out["val/loss"] > 0 and out["val/copy_last"] > 0
-    rows = [l for l in (tmp_path / "metrics.jsonl").read_text().splitlines() if "val/loss" in l]
+    assert out["val/loss"] > 0 and out["val/copy_last"] > 0 and out["val/context_mean"] > 0
+    assert out["train_context_mean"] > 0 and out["train_copy_last"] > 0
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines() if "val/loss" in l]
     assert len(rows) == 2  # steps 3 and 6
+    assert all(r["val/context_mean"] != r["val/copy_last"] for r in rows)  # clips of 4 frames: not the same baseline
 
 
 @pytest.mark.parametrize("strategy,port", [("ddp", "29533"), ("fsdp", "29534")])

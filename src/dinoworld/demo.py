@@ -182,12 +182,14 @@ def run_demo(out: str | Path = "demo_out", encoder: str = "auto", encoder_weight
     rows = [r for r in read_metrics(out / "run") if "val/loss" in r]
     if rows:
         horizon_plot([r["step"] for r in rows], {"model": [r["val/loss"] for r in rows],
-                                                 "copy-last": [r["val/copy_last"] for r in rows]},
+                                                 "copy-last": [r["val/copy_last"] for r in rows],
+                                                 "context-mean": [r["val/context_mean"] for r in rows]},
                      figs / "validation_curve.png", ylabel="held-out smooth-L1 loss", xlabel="training step")
     metrics = {
         "encoder": enc.name, "encoder_is_standin": not enc.pretrained, "note": note,
         "train": {"steps": summary["step"], "seconds": round(train_s, 1), "final_train_loss": summary.get("train_loss"),
-                  "val_loss": summary.get("val/loss"), "val_copy_last": summary.get("val/copy_last")},
+                  "val_loss": summary.get("val/loss"), "val_copy_last": summary.get("val/copy_last"),
+                  "val_context_mean": summary.get("val/context_mean")},
         "heldout": per_set, "total_seconds": round(time.time() - t_start, 1), "torch_threads": torch.get_num_threads(),
         "setup": {"predictor": {"size": "tiny", **PREDICTOR}, "num_frames": NUM_FRAMES, "dt_s": list(DT),
                   "batch": BATCH, "resolution": resolution,
@@ -295,6 +297,11 @@ def motion_verdict(s: dict[str, Any], up_to: float = 1.0) -> str:
     return text
 
 
+def _context_mean_part(value: float | None) -> str:
+    """", context-mean **x**" where the run measured it (metrics written before it was logged have none)."""
+    return "" if value is None else f", context-mean **{value:.4f}**"
+
+
 def render_report(m: dict[str, Any]) -> str:
     lines = ["# dinoworld demo report", ""]
     if m["encoder_is_standin"]:
@@ -310,7 +317,8 @@ def render_report(m: dict[str, Any]) -> str:
               f"{setup.get('num_frames', '?')} frames {'–'.join(f'{x:g}' for x in setup.get('dt_s', []))} s apart. "
               "Held-out synthetic clips, loss (smooth L1, teacher forcing"
               f"{', in the standardised feature space the model is trained in' if pred.get('standardize') else ''}): "
-              f"**{t['val_loss']:.4f}** vs copy-last **{t['val_copy_last']:.4f}**.", "",
+              f"**{t['val_loss']:.4f}** vs copy-last **{t['val_copy_last']:.4f}**"
+              f"{_context_mean_part(t.get('val_context_mean'))}.", "",
               "![validation curve](figures/validation_curve.png)", ""]
     for name, s in m["heldout"].items():
         lines += [f"## Held-out {name} clips (n={s['clips']})", "",

@@ -102,8 +102,9 @@ def overrides_anywhere(p: argparse.ArgumentParser) -> None:
 
 
 def print_run_summary(summary: dict) -> dict:
-    """The last lines of a training run: its validation loss beside copy-last, and its checkpoint."""
+    """The last lines of a training run: its validation loss beside both baselines, and its checkpoint."""
     if "val/loss" in summary:
-        print(f"final val loss {summary['val/loss']:.4f} vs copy-last {summary['val/copy_last']:.4f}")
+        print(f"final val loss {summary['val/loss']:.4f} vs copy-last {summary['val/copy_last']:.4f}, "
+              f"context-mean {summary['val/context_mean']:.4f}")
     print(f"step {summary['step']}: checkpoint {summary['checkpoint']}")
     return summary

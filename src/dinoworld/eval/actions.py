@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from ..data.featurize import Featurizer
 from ..devices import module_device
 from ..errors import UserError
-from ..model import prediction_loss, self_fed_prediction
+from ..model import prediction_loss, running_mean_prediction, self_fed_prediction
 
 
 def _derangement(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -59,12 +59,13 @@ def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, bat
     a stream (e.g. ``trajectory_clip_stream(..., val=True)``) read in batches of ``batch_size``.
     Teacher forcing as in training: frames 2..T predicted from the earlier ones. Returns the mean
     smooth-L1 loss with ``true`` actions, ``shuffled`` actions (each clip gets another clip's
-    actions), and the ``copy_last`` baseline, plus the number of ``clips``. The ``self_fed_*`` entries
+    actions), and the ``copy_last`` and ``context_mean`` baselines (frame t + 1 gets the mean of frames
+    1..t), plus the number of ``clips``. The ``self_fed_*`` entries
     are the same comparison with frames 2..T predicted from frame 1 alone, each prediction fed back (what
     a planner does; one step's action effect can be tiny while the effect of several adds up), and
-    ``copy_first``, frame 1 for all of them.
+    ``copy_first``, frame 1 for all of them (from one frame, also the context mean).
     """
-    sums, clips = torch.zeros(6, dtype=torch.float64), 0
+    sums, clips = torch.zeros(7, dtype=torch.float64), 0
     for predictor, feats, times, actions, other in _held_out_batches(model, data, encoder, batch_size, max_batches,
                                                                      seed, device):
         space = predictor.standardize  # compare in the space the model was trained in
@@ -76,14 +77,15 @@ def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, bat
         losses = [prediction_loss(true, target), prediction_loss(shuffled, target),
                   prediction_loss(space(feats[:, :-1]), target), prediction_loss(fed_true, target),
                   prediction_loss(fed_shuffled, target),
-                  prediction_loss(space(feats[:, :1]).expand_as(target), target)]
+                  prediction_loss(space(feats[:, :1]).expand_as(target), target),
+                  prediction_loss(running_mean_prediction(space(feats).float()), target)]
         sums += feats.shape[0] * torch.tensor([x.item() for x in losses], dtype=torch.float64)
         clips += feats.shape[0]
     if clips == 0:
         raise UserError("no batch of at least 2 clips to compare actions on")
     mean = (sums / clips).tolist()
     return {"true": mean[0], "shuffled": mean[1], "copy_last": mean[2], "self_fed_true": mean[3],
-            "self_fed_shuffled": mean[4], "copy_first": mean[5], "clips": clips}
+            "self_fed_shuffled": mean[4], "copy_first": mean[5], "context_mean": mean[6], "clips": clips}
 
 
 @torch.no_grad()

@@ -15,7 +15,13 @@ from .folder import (
     read_model_folder,
     write_model_folder,
 )
-from .loss import context_mean_prediction, copy_last_prediction, prediction_loss, self_fed_prediction
+from .loss import (
+    context_mean_prediction,
+    copy_last_prediction,
+    prediction_loss,
+    running_mean_prediction,
+    self_fed_prediction,
+)
 from .predictor import (
     SIZES,
     ContextState,
@@ -33,5 +39,5 @@ __all__ = [
     "PredictorConfig", "StreamingPredictor", "WorldModel", "build_predictor", "checkpoint_folder", "compile_predictor",
     "complete_checkpoints", "context_mean_prediction", "copy_last_prediction", "count_parameters", "group_actions",
     "latest_checkpoint", "load_predictor", "normalize_actions", "predictor_config", "prediction_loss", "read_meta",
-    "read_model_folder", "self_fed_prediction", "ungroup_actions", "write_model_folder",
+    "read_model_folder", "running_mean_prediction", "self_fed_prediction", "ungroup_actions", "write_model_folder",
 ]

@@ -35,6 +35,13 @@ def context_mean_prediction(context: torch.Tensor, query_times: torch.Tensor) ->
     return mean.expand(-1, query_times.shape[1], *mean.shape[2:])
 
 
+def running_mean_prediction(frames: torch.Tensor) -> torch.Tensor:
+    """The context-mean baseline under teacher forcing: frame ``t + 1`` of ``frames (B, T, ...)`` gets
+    the mean of frames ``1..t`` -> ``(B, T - 1, ...)`` (frame 2 gets frame 1, as copy-last does)."""
+    counts = torch.arange(1, frames.shape[1], device=frames.device, dtype=frames.dtype)
+    return frames.cumsum(dim=1)[:, :-1] / counts.view(1, -1, *([1] * (frames.dim() - 2)))
+
+
 def self_fed_prediction(predictor, context: torch.Tensor, context_times: torch.Tensor, query_times: torch.Tensor,
                         actions: torch.Tensor | None = None) -> torch.Tensor:
     """Query frames predicted one after another, each fed back as context for the next (no teacher

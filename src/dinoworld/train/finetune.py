@@ -244,9 +244,9 @@ def _heldout(cfg: TrainConfig, model: Any, info: TrajectoryInfo | None) -> tuple
 def action_check_lines(errs: dict[str, Any]) -> list[str]:
     """The lines that tell :func:`action_check`'s result: teacher-forced errors, self-fed errors, verdict."""
     return [f"held-out next-latent loss: true actions {errs['true']:.5g}, shuffled {errs['shuffled']:.5g}, "
-            f"copy-last {errs['copy_last']:.5g} ({errs['clips']} clips)",
+            f"copy-last {errs['copy_last']:.5g}, context-mean {errs['context_mean']:.5g} ({errs['clips']} clips)",
             f"self-fed from one frame (as planning rolls out): true actions {errs['self_fed_true']:.5g}, "
-            f"shuffled {errs['self_fed_shuffled']:.5g}, copy-first {errs['copy_first']:.5g}",
+            f"shuffled {errs['self_fed_shuffled']:.5g}, copy-first (= the context mean) {errs['copy_first']:.5g}",
             action_verdict(errs)[1]]
 
 

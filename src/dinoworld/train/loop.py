@@ -32,6 +32,7 @@ from .distributed import Dist, all_gather_objects, all_reduce_sum, barrier, init
 from .logging import MetricsLogger
 from .state import Progress, full_state, load_full_state, rng_state, seed_everything, set_rng_state, unwrap
 from .step import (
+    BASELINES,
     accumulate_gradients,
     accumulation_steps,
     heldout_loss,
@@ -162,7 +163,7 @@ class Trainer:
         """Log the step's training row (and show it on the progress bar)."""
         p = self.progress
         dt = max(time.time() - self._t_last, 1e-9)
-        row = {"train/loss": losses[0].item(), "train/copy_last": losses[1].item(),
+        row = {"train/loss": losses[0].item(), **{f"train/{k}": v.item() for k, v in zip(BASELINES, losses[1:])},
                "lr": self.scheduler.get_last_lr()[0], "clips_per_s": self._clips / dt,
                "resolution": resolution, "skipped_videos": len(p.skipped_sources)}
         if gnorm is not None:
@@ -186,7 +187,7 @@ class Trainer:
         summary.update(v)
         if self.bar is not None and v:
             self.bar.write(f"step {self.progress.step}: val loss {v['val/loss']:.4f} "
-                           f"(copy-last {v['val/copy_last']:.4f})")
+                           f"(copy-last {v['val/copy_last']:.4f}, context-mean {v['val/context_mean']:.4f})")
 
     # -------------------------------------------------------------------------------- loop
     def run(self, resume: bool = True, max_steps: int | None = None) -> dict[str, Any]:
@@ -220,7 +221,7 @@ class Trainer:
                     self._clips += cfg.optim.batch_size
                     if p.step % cfg.log_every == 0 or p.step == last_step:
                         row = self.log(losses, gnorm, resolution)
-                        summary["train_loss"], summary["train_copy_last"] = row["train/loss"], row["train/copy_last"]
+                        summary.update({k.replace("/", "_"): row[k] for k in row if k.startswith("train/")})
                     if cfg.data.val_source and (p.step % cfg.val_every == 0 or p.step == last_step):
                         self._validate_and_log(resolution, summary)
                     if p.step % cfg.ckpt_every == 0 or p.step == last_step:

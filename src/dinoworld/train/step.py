@@ -20,28 +20,34 @@ from torch import nn
 
 from ..data.featurize import Featurizer
 from ..errors import UserError
-from ..model import prediction_loss
+from ..model import prediction_loss, running_mean_prediction
 from .config import OptimConfig, TrainConfig
 from .distributed import Dist, all_reduce_mean, all_reduce_sum
 from .state import unwrap
 
-#: ``loss_fn(model, feats, times, actions) -> (loss, copy-last loss)``, :func:`teacher_forcing_loss`'s signature
+#: ``loss_fn(model, feats, times, actions) -> (loss, baseline losses)``, :func:`teacher_forcing_loss`'s signature
 LossFn = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+#: the baselines every training and held-out loss is logged beside, in the order the loss function returns them
+BASELINES = ("copy_last", "context_mean")
 
 
 def teacher_forcing_loss(
     model: nn.Module, feats: torch.Tensor, times: torch.Tensor, actions: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss of predicting frames 2..T from the clip (and the copy-last loss, for reference).
+    """Loss of predicting frames 2..T from the clip, and for reference the losses of the two baselines
+    (:data:`BASELINES`): copy-last (frame t for frame t+1) and the context mean (the mean of frames 1..t).
 
-    feats ``(B, T, H, W, D)``, times ``(B, T)``, actions ``(B, T-1, A)`` (action t leads to frame t+1).
+    feats ``(B, T, H, W, D)``, times ``(B, T)``, actions ``(B, T-1, A)`` (action t leads to frame t+1)
+    -> ``(loss, (2,) baseline losses)``.
     """
     pred = model(feats, times, times[:, 1:], actions)
     space = getattr(unwrap(model), "standardize", lambda x: x)  # the predictor's feature space
-    target = space(feats[:, 1:])
+    seen = space(feats)
+    target = seen[:, 1:]
     with torch.no_grad():
-        copy = prediction_loss(space(feats[:, :-1]), target)
-    return prediction_loss(space(pred), target), copy
+        baselines = torch.stack([prediction_loss(seen[:, :-1], target),
+                                 prediction_loss(running_mean_prediction(seen.float()), target)])
+    return prediction_loss(space(pred), target), baselines
 
 
 def lr_factor(step: int, warmup: int, total: int = 0, schedule: str = "constant", floor: float = 0.0) -> float:
@@ -102,7 +108,7 @@ def loader(stream, batch_size: int, num_workers: int) -> Iterator[dict[str, Any]
 class Accumulated:
     """What the micro-batches of one optimizer step gave."""
 
-    loss: torch.Tensor  #: (2,): model loss and copy-last loss, mean over micro-batches and ranks
+    loss: torch.Tensor  #: (3,): model loss and the :data:`BASELINES`' losses, mean over micro-batches and ranks
     skipped: int = 0  #: videos skipped while reading them (this rank)
     new_sources: list[str] = field(default_factory=list)  #: videos skipped there for the first time
 
@@ -111,7 +117,7 @@ def accumulate_gradients(model: nn.Module, batches: Iterator[dict[str, Any]], fe
                          accum: int, autocast: Callable[[], Any], loss_fn: LossFn = teacher_forcing_loss,
                          observe: Callable[[dict[str, Any]], None] | None = None) -> Accumulated:
     """Forward and backward ``accum`` micro-batches (DDP syncs gradients on the last one only)."""
-    loss_sum = torch.zeros(2, device=env.device)
+    loss_sum = torch.zeros(1 + len(BASELINES), device=env.device)
     out = Accumulated(loss_sum)
     for micro in range(accum):
         batch = next(batches)
@@ -122,9 +128,9 @@ def accumulate_gradients(model: nn.Module, batches: Iterator[dict[str, Any]], fe
         feats, times, actions = featurize(batch)
         sync = micro == accum - 1 or not isinstance(model, nn.parallel.DistributedDataParallel)
         with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
-            loss, copy = loss_fn(model, feats, times, actions)
+            loss, baselines = loss_fn(model, feats, times, actions)
             (loss / accum).backward()
-        loss_sum += torch.stack([loss.detach().float(), copy.float()]) / accum
+        loss_sum += torch.cat([loss.detach().float()[None], baselines.float()]) / accum
     out.loss = all_reduce_mean(loss_sum, env)
     return out
 
@@ -146,10 +152,11 @@ def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler
 def heldout_loss(model: nn.Module, batches: Iterator[dict[str, Any]], featurize: Featurizer, env: Dist,
                  max_batches: int, autocast: Callable[[], Any], loss_fn: LossFn = teacher_forcing_loss
                  ) -> dict[str, float]:
-    """Mean model loss and copy-last loss over the first ``max_batches`` batches (all ranks together);
-    empty when there is not one batch (never a made-up 0.0)."""
+    """Mean model loss (``val/loss``) and the :data:`BASELINES`' losses (``val/copy_last``,
+    ``val/context_mean``) over the first ``max_batches`` batches (all ranks together); empty when there
+    is not one batch (never a made-up 0.0)."""
     model.eval()
-    sums = torch.zeros(3, device=featurize.device)
+    sums = torch.zeros(2 + len(BASELINES), device=featurize.device)
     try:
         for _ in range(max_batches):
             try:
@@ -158,14 +165,15 @@ def heldout_loss(model: nn.Module, batches: Iterator[dict[str, Any]], featurize:
                 break
             feats, times, actions = featurize(batch)
             with autocast():
-                loss, copy = loss_fn(model, feats, times, actions)
-            sums += torch.stack([loss.float(), copy.float(), torch.ones((), device=sums.device)])
+                loss, baselines = loss_fn(model, feats, times, actions)
+            sums += torch.cat([loss.float()[None], baselines.float(), torch.ones(1, device=sums.device)])
     finally:
         model.train()
     sums = all_reduce_sum(sums, env)
-    n = sums[2].item()
-    return {"val/loss": sums[0].item() / n, "val/copy_last": sums[1].item() / n} if n else {}
+    n = sums[-1].item()
+    names = ("loss", *BASELINES)
+    return {f"val/{k}": v / n for k, v in zip(names, sums[:-1].tolist())} if n else {}
 
 
-__all__ = ["Accumulated", "accumulate_gradients", "accumulation_steps", "heldout_loss", "loader", "lr_factor",
-           "make_optimizer", "optimizer_step", "param_groups", "teacher_forcing_loss"]
+__all__ = ["BASELINES", "Accumulated", "accumulate_gradients", "accumulation_steps", "heldout_loss", "loader",
+           "lr_factor", "make_optimizer", "optimizer_step", "param_groups", "teacher_forcing_loss"]
