@@ -220,12 +220,13 @@ def test_planners_reach_goals_with_an_exact_latent_model(wall_data, planner, mon
 
 def test_cost_ceilings_plan_on_the_simulator_under_features_and_true_states(wall_data, tmp_path, capsys):
     """`plan --ceiling`: CEM on the simulator under the true-state cost reaches goals 10 steps away (the
-    search can); both costs plan the same episodes; the summary and ceiling.json say so."""
+    search can); both costs plan the same episodes; the summary and ceiling.json say so; an interrupted
+    run resumes to the same rows, and other settings in the same folder are refused."""
     _world_model(wall_data).save_pretrained(tmp_path / "ckpt")
-    code = main(["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
-                 "--ceiling", "--episodes", "8", "--samples", "48", "--iterations", "4", "--topk", "6",
-                 "--horizon", "2", "--goal-steps", "10", "--batch", "8", "--out", str(tmp_path / "c"), "--json"])
-    assert code == 0
+    args = ["plan", "--env", "wall", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(wall_data),
+            "--ceiling", "--episodes", "8", "--samples", "48", "--iterations", "4", "--topk", "6",
+            "--horizon", "2", "--goal-steps", "10", "--batch", "4", "--out", str(tmp_path / "c"), "--json"]
+    assert main(args) == 0
     cap = capsys.readouterr()
     assert "open-loop CEM on the wall simulator, 8 episodes, budget 192: features cost" in cap.err
     s = json.loads(cap.out)
@@ -233,8 +234,20 @@ def test_cost_ceilings_plan_on_the_simulator_under_features_and_true_states(wall
     assert s["costs"]["state"]["success_rate"] >= 0.75, s
     assert s["costs"]["state"]["mean_distance"] < 2.0, s
     rows = json.loads((tmp_path / "c" / "ceiling.json").read_text())["rows"]
-    by_cost = {c: [(r["trajectory"], r["start_step"]) for r in rows if r["cost"] == c] for c in ("features", "state")}
-    assert len(by_cost["state"]) == 8 and by_cost["features"] == by_cost["state"]
+    assert [r["episode"] for r in rows] == list(range(8))
+    assert all({"success", "distance"} <= r[c].keys() for r in rows for c in ("features", "state"))
+
+    lines = (tmp_path / "c" / "ceiling_episodes.jsonl").read_text().splitlines()
+    kept = [{**json.loads(line), "kept": True} for line in lines[:4]]  # batch 1, marked: it must not be replanned
+    torn = "".join(json.dumps(r) + "\n" for r in kept) + lines[4] + "\n"
+    (tmp_path / "c" / "ceiling_episodes.jsonl").write_text(torn)
+    (tmp_path / "c" / "ceiling.json").unlink()  # killed during batch 2
+    assert main(args) == 0
+    capsys.readouterr()
+    resumed = json.loads((tmp_path / "c" / "ceiling.json").read_text())["rows"]
+    assert resumed[:4] == kept and resumed[4:] == rows[4:]  # batch 2 planned again, with its own seed
+    assert main([*args[:-3], "--seed", "3", "--out", str(tmp_path / "c")]) == 2
+    assert "other settings (seed: 0 before, 3 now)" in capsys.readouterr().err
 
 
 def test_plan_cli_writes_episodes_summary_and_videos(wall_data, tmp_path, capsys, monkeypatch):

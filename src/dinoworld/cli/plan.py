@@ -48,7 +48,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ceiling", action="store_true",
                    help="instead of the model, plan the same episodes on the simulator twice, under the feature "
                         "cost and under a cost on the true state: shows whether the encoder or the search limits "
-                        "the world (writes ceiling.json into --out)")
+                        "the world (writes ceiling.json into --out; the same command resumes it)")
     p.add_argument("--out", help="folder for episodes.jsonl, summary.json and MP4s")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a plan already in --out made with other settings (the same settings resume it)")
@@ -107,15 +107,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ceiling(wm: Any, args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
-    from pathlib import Path
-
-    from ..files import atomic_write_json
     from ..plan.ceiling import cost_ceiling
 
-    r = cost_ceiling(wm, args.env, args.data, cfg)
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(Path(args.out) / "ceiling.json", r)
+    r = cost_ceiling(wm, args.env, args.data, cfg, args.out, args.overwrite)
     parts = [f"{name} cost {c['success_rate']:.3f} (95% CI {c['ci95'][0]:.3f}-{c['ci95'][1]:.3f})"
              for name, c in r["costs"].items()]
     print(f"open-loop CEM on the {r['env']} simulator, {r['episodes']} episodes, budget {r['budget']}: "

@@ -15,60 +15,91 @@ test made of parts (PushT: position and angle) shows which part fails.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..files import atomic_write_json
 from ..model import WorldModel
 from ..progress import progress_bar
 from ..stats import wilson_ci95
-from .protocol import PlanningConfig
+from .protocol import PlanningConfig, batch_seed
+from .runs import CEILING_FILES, append_rows, prepare_out, run_identity
 from .task import PlanningTask
 
 COSTS = ("features", "state")
 
 
-def cost_ceiling(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConfig,
-                 progress: bool = True) -> dict[str, Any]:
+def cost_ceiling(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConfig, out: str | Path | None = None,
+                 overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Open-loop CEM on the simulator under each of :data:`COSTS` for ``cfg``'s episodes; returns
-    ``{"episodes", "budget", "idle_success_rate", "costs": {cost: summary}, "rows": [...]}``."""
+    ``{"episodes", "budget", "idle_success_rate", "costs": {cost: summary}, "rows": [...]}``, one row per
+    episode with each cost's success test under its name.
+
+    With ``out``, ``ceiling.json`` is written there and each finished batch is appended to
+    ``ceiling_episodes.jsonl``: a rerun of the same settings resumes after the last finished batch
+    (:mod:`.runs`, the files apart from a plan's), other settings are refused unless ``overwrite``."""
     cfg.check()
     task = PlanningTask(wm, env_name, data)
+    out_dir = Path(out) if out else None
+    rows: list[dict[str, Any]] = []
+    if out_dir:
+        rows = prepare_out(out_dir, run_identity(wm, env_name, data, cfg, False), cfg, overwrite, CEILING_FILES)
     f = task.space.frameskip
     specs = list(task.episodes(cfg.episodes, cfg.goal_steps, cfg.seed, cfg.horizon * f, cfg.nontrivial, cfg.goals))
-    rows: list[dict[str, Any]] = []
-    bar = progress_bar(total=len(specs), unit="ep", disable=not progress, desc=f"cost ceilings {env_name}")
-    for b0 in range(0, len(specs), cfg.batch):
-        batch = specs[b0 : b0 + cfg.batch]
-        starts, goal_states = [s.start_state for s in batch], [s.goal_state for s in batch]
-        costs = {"features": task.simulator_cost(starts, task.latents(goal_states)),
-                 "state": task.state_cost(starts, goal_states)}
-        for name in COSTS:
-            gen = torch.Generator(device=wm.device).manual_seed(cfg.seed * 1_000_003 + b0)  # the same for both costs
-            plan = task.plan(costs[name], len(batch), cfg, gen, search="cem")
-            raw = task.space.denormalize(plan.actions).cpu().numpy()
-            for i, s in enumerate(batch):
-                final, _ = task.execute(s.start_state, raw[i], s.goal_state)
-                ev = task.env.eval_state(s.goal_state, final)
-                rows.append({"cost": name, "episode": s.index, "trajectory": s.trajectory, "start_step": s.start,
-                             "idle_success": s.idle_success, **{k: _plain(v) for k, v in ev.items()}})
-        bar.update(len(batch))
-    bar.close()
-    return {"env": env_name, "episodes": len(specs), "budget": cfg.cem.budget, "horizon": cfg.horizon,
-            "goal_steps": cfg.goal_steps, "protocol": cfg.protocol,
-            "idle_success_rate": float(np.mean([s.idle_success for s in specs])) if specs else 0.0,
-            "costs": {name: summarise([r for r in rows if r["cost"] == name]) for name in COSTS}, "rows": rows}
+    bar = progress_bar(total=len(specs), initial=len(rows), unit="ep", disable=not progress,
+                       desc=f"cost ceilings {env_name}")
+    try:
+        for b0 in range(len(rows), len(specs), cfg.batch):
+            batch = specs[b0 : b0 + cfg.batch]
+            finished = _plan_batch(task, batch, cfg, batch_seed(cfg.seed, b0 // cfg.batch))
+            if out_dir:
+                append_rows(out_dir, finished, CEILING_FILES)
+            rows.extend(finished)
+            bar.update(len(batch))
+    except KeyboardInterrupt:
+        if out_dir:
+            print(f"interrupted after {len(rows)} of {len(specs)} episodes; rerun the same command to resume",
+                  file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+    result = {"env": env_name, "episodes": len(specs), "budget": cfg.cem.budget, "horizon": cfg.horizon,
+              "goal_steps": cfg.goal_steps, "protocol": cfg.protocol,
+              "idle_success_rate": float(np.mean([s.idle_success for s in specs])) if specs else 0.0,
+              "costs": {name: summarise([r[name] for r in rows]) for name in COSTS}, "rows": rows}
+    if out_dir:
+        atomic_write_json(out_dir / "ceiling.json", result)
+    return result
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Success rate with its 95 % Wilson interval, and the mean of every other number of the success test."""
-    wins = sum(bool(r["success"]) for r in rows)
-    skip = {"cost", "episode", "trajectory", "start_step", "idle_success", "success"}
-    keys = [k for k in (rows[0] if rows else {}) if k not in skip]
-    return {"success_rate": wins / len(rows) if rows else 0.0, "ci95": list(wilson_ci95(wins, len(rows))),
-            **{f"mean_{k}": float(np.mean([float(r[k]) for r in rows])) for k in keys}}
+def _plan_batch(task: PlanningTask, batch: list, cfg: PlanningConfig, seed: int) -> list[dict[str, Any]]:
+    """One row per episode of ``batch``: the success test of the plan under each cost (both drawn from ``seed``)."""
+    starts, goal_states = [s.start_state for s in batch], [s.goal_state for s in batch]
+    costs = {"features": task.simulator_cost(starts, task.latents(goal_states)),
+             "state": task.state_cost(starts, goal_states)}
+    rows = [{"episode": s.index, "trajectory": s.trajectory, "start_step": s.start, "idle_success": s.idle_success}
+            for s in batch]
+    for name in COSTS:
+        gen = torch.Generator(device=task.wm.device).manual_seed(seed)  # the same noise for both costs
+        plan = task.plan(costs[name], len(batch), cfg, gen, search="cem")
+        raw = task.space.denormalize(plan.actions).cpu().numpy()
+        for row, s, actions in zip(rows, batch, raw):
+            final, _ = task.execute(s.start_state, actions, s.goal_state)
+            row[name] = {k: _plain(v) for k, v in task.env.eval_state(s.goal_state, final).items()}
+    return rows
+
+
+def summarise(tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Success rate with its 95 % Wilson interval, and the mean of every other number of the success test
+    (``tests``: one env success test per episode)."""
+    wins = sum(bool(t["success"]) for t in tests)
+    keys = [k for k in (tests[0] if tests else {}) if k != "success"]
+    return {"success_rate": wins / len(tests) if tests else 0.0, "ci95": list(wilson_ci95(wins, len(tests))),
+            **{f"mean_{k}": float(np.mean([float(t[k]) for t in tests])) for k in keys}}
 
 
 def _plain(value: Any) -> Any:

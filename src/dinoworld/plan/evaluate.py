@@ -39,7 +39,7 @@ from ..model import WorldModel
 from ..progress import progress_bar
 from .cem import Cost
 from .mpc import mpc
-from .protocol import EpisodeSpec, PlanningConfig
+from .protocol import EpisodeSpec, PlanningConfig, batch_seed
 from .report import run_summary, write_episode_video
 from .runs import append_rows, prepare_out, run_identity
 from .task import PlanningTask
@@ -103,7 +103,7 @@ def _plan_batches(task: PlanningTask, specs: list[EpisodeSpec], rows: list[dict[
     bar = progress_bar(total=len(specs), initial=len(rows), unit="ep", disable=not progress,
                        desc=f"plan {task.env_name} ({cfg.planner}, {cfg.protocol} protocol)")
     for b0 in range(len(rows), len(specs), cfg.batch):
-        gen = torch.Generator(device=device).manual_seed(_batch_seed(cfg.seed, b0 // cfg.batch))
+        gen = torch.Generator(device=device).manual_seed(batch_seed(cfg.seed, b0 // cfg.batch))
         rng = np.random.default_rng([cfg.seed, 0xBA5E, b0 // cfg.batch])
         batch = specs[b0 : b0 + cfg.batch]
         goals = task.latents([s.goal_state for s in batch])
@@ -183,11 +183,6 @@ def _run_mpc(task: PlanningTask, batch: list[EpisodeSpec], goals: torch.Tensor, 
     mpc(planner, settings, observe, execute, len(batch), cfg.horizon, task.space.model_dim,
         plans=-(-cfg.mpc_steps // m), executed=m // f, device=task.wm.device, generator=gen)
     return [(states[i], first[i]) for i in range(len(batch))], secs
-
-
-def _batch_seed(seed: int, batch: int) -> int:
-    """The planner's seed for batch ``batch``: batches draw independent noise, so a resumed run repeats them."""
-    return int(np.random.SeedSequence([seed, 0x91A7, batch]).generate_state(1, np.uint64)[0])
 
 
 def _sync(device: torch.device) -> None:

@@ -96,6 +96,12 @@ class EpisodeSpec:
     idle_success: bool = False  #: zero actions for the executed length reach the goal (doing nothing)
 
 
+def batch_seed(seed: int, batch: int) -> int:
+    """The planner's seed for batch ``batch`` of a run: batches draw independent noise, so a resumed run
+    repeats them."""
+    return int(np.random.SeedSequence([seed, 0x91A7, batch]).generate_state(1, np.uint64)[0])
+
+
 def protocol_settings(protocol: str, env: str, frameskip: int) -> dict[str, Any]:
     """The :class:`PlanningConfig` fields a protocol fixes. "paper" (App. D.3, Table 8: N 300, K 10,
     J 30, H' 5, goals 25 recorded steps ahead in held-out episodes, all 25 actions executed open loop)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,22 @@ from ..files import atomic_write_json, atomic_write_text
 from ..model import WorldModel
 from .protocol import PlanningConfig
 
-PLAN_FILE = "plan.json"  #: what determines a planning run's results, written into ``out`` at its start
-#: every file a planning run (or its budget sweep) writes into ``out``
-OUTPUT_PATTERNS = (PLAN_FILE, "episodes.jsonl", "summary.json", "episode_*.mp4", "budget_sweep.*")
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one kind of run in an output folder."""
+
+    identity: str  #: what determines the run's results, written at its start
+    rows: str  #: one JSON row per finished episode, appended batch by batch
+    patterns: tuple[str, ...]  #: every file the run writes (removed by ``overwrite``)
+
+
+#: a planning run (and its budget sweep)
+PLAN_FILES = RunFiles("plan.json", "episodes.jsonl",
+                      ("plan.json", "episodes.jsonl", "summary.json", "episode_*.mp4", "budget_sweep.*"))
+#: ``plan --ceiling``: its own files, so a ceiling and a plan can share a folder
+CEILING_FILES = RunFiles("ceiling_plan.json", "ceiling_episodes.jsonl",
+                         ("ceiling_plan.json", "ceiling_episodes.jsonl", "ceiling.json"))
 #: settings that change how candidates pass through memory, not the results
 OPERATIONAL_SETTINGS = ("chunk",)
 #: settings that earlier versions recorded and that are gone, with the one value they could take from the
@@ -80,12 +93,13 @@ def _compared(run: dict[str, Any]) -> dict[str, Any]:
             **_without_retired(run.get("settings", {}))}
 
 
-def prepare_out(out_dir: Path, run: dict[str, Any], cfg: PlanningConfig, overwrite: bool) -> list[dict[str, Any]]:
+def prepare_out(out_dir: Path, run: dict[str, Any], cfg: PlanningConfig, overwrite: bool,
+                files: RunFiles = PLAN_FILES) -> list[dict[str, Any]]:
     """Make ``out_dir`` ready for ``run``; returns the rows of the batches an earlier, identical run finished."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    used = sorted(p for pattern in OUTPUT_PATTERNS for p in out_dir.glob(pattern) if p.is_file())
+    used = sorted(p for pattern in files.patterns for p in out_dir.glob(pattern) if p.is_file())
     rows: list[dict[str, Any]] = []
-    plan_file = out_dir / PLAN_FILE
+    plan_file = out_dir / files.identity
     if used and overwrite:
         for p in used:
             p.unlink()
@@ -95,12 +109,12 @@ def prepare_out(out_dir: Path, run: dict[str, Any], cfg: PlanningConfig, overwri
         if diff:
             raise UserError(f"{out_dir} holds a planning run with other settings ({'; '.join(diff)}); "
                             "pass --overwrite to replace it, or another --out")
-        rows = finished_rows(out_dir / "episodes.jsonl", cfg)
+        rows = finished_rows(out_dir / files.rows, cfg)
     elif used:
         raise UserError(f"{out_dir} holds plan outputs ({used[0].name}, ...) that record no settings; "
                         "pass --overwrite to replace them, or another --out")
     atomic_write_json(plan_file, run)
-    atomic_write_text(out_dir / "episodes.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(out_dir / files.rows, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
 
@@ -121,7 +135,7 @@ def finished_rows(path: Path, cfg: PlanningConfig) -> list[dict[str, Any]]:
     return rows[:keep]
 
 
-def append_rows(out_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """Append a finished batch's rows to ``episodes.jsonl``."""
-    with open(out_dir / "episodes.jsonl", "a") as fh:
+def append_rows(out_dir: Path, rows: list[dict[str, Any]], files: RunFiles = PLAN_FILES) -> None:
+    """Append a finished batch's rows to the run's rows file (``episodes.jsonl``)."""
+    with open(out_dir / files.rows, "a") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
