@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -553,3 +556,28 @@ def test_two_runs_on_the_same_episodes_compare_paired(tmp_path):
     other = write("c", [True] * 20, trajectories=list(range(5, 25)))
     with pytest.raises(UserError, match="same episodes"):
         compare_runs(a, other)
+
+
+def test_a_run_compares_paired_with_its_own_baselines(tmp_path):
+    """scripts/compare_plans.py A --against nothing|random: the run's successes against the baseline it
+    executed on each episode, with the same trajectory bootstrap as two runs."""
+    from dinoworld.errors import UserError
+    from dinoworld.plan.report import compare_to_baseline
+
+    rows = [{"episode": i, "trajectory": i // 2, "start_step": 0, "success": i < 12, "idle_success": i % 4 == 0,
+             "random_success": False} for i in range(20)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    idle = compare_to_baseline(tmp_path / "a", "nothing", draws=300)
+    assert (idle["b"], idle["success_a"], idle["success_b"], idle["only_a"], idle["only_b"]) == ("nothing", 0.6, 0.25,
+                                                                                               9, 2)
+    assert idle["difference"] == pytest.approx(0.35) and idle["trajectories"] == 10
+    assert idle["ci95"][0] < 0.35 < idle["ci95"][1]
+    rand = compare_to_baseline(tmp_path / "a", "random", draws=300)
+    assert (rand["success_b"], rand["only_a"], rand["difference"]) == (0.0, 12, pytest.approx(0.6))
+    with pytest.raises(UserError, match="unknown baseline 'copy'"):
+        compare_to_baseline(tmp_path / "a", "copy")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_plans.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "a"), "--against", "nothing", "--draws", "300"],
+                          capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == idle

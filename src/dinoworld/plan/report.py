@@ -1,5 +1,5 @@
 """What a planning evaluation reports: the summary with its Wilson interval, videos of executed plans, and the
-paired comparison of two evaluations on the same episodes."""
+paired comparison of two evaluations, or of one with its own baselines, on the same episodes."""
 
 from __future__ import annotations
 
@@ -101,10 +101,33 @@ def compare_runs(a: str | Path, b: str | Path, draws: int = 2000, seed: int = 0)
             raise UserError(f"{a} and {b} did not plan the same episodes (episode {x.get('episode')}: "
                             f"{[x.get(k) for k in EPISODE_KEYS]} vs {[y.get(k) for k in EPISODE_KEYS]}); "
                             "compare runs with the same --data, --episodes, --seed and protocol")
-    sa, sb = [bool(r["success"]) for r in ra[:n]], [bool(r["success"]) for r in rb[:n]]
-    trajectories = [r.get("trajectory", i) for i, r in enumerate(ra[:n])]
+    return _paired(str(a), str(b), ra[:n], [bool(r["success"]) for r in rb[:n]], draws, seed)
+
+
+#: the baselines every planning run also executes on its episodes, by name, and their row keys
+BASELINES = {"nothing": "idle_success", "random": "random_success"}
+
+
+def compare_to_baseline(a: str | Path, baseline: str, draws: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """:func:`compare_runs` of plan run ``a`` against one of its own :data:`BASELINES` on the same
+    episodes: doing nothing (zero actions) or random actions."""
+    if baseline not in BASELINES:
+        raise UserError(f"unknown baseline {baseline!r}; use one of {', '.join(BASELINES)}")
+    rows = _rows(a)
+    missing = [r.get("episode") for r in rows if BASELINES[baseline] not in r]
+    if missing:
+        raise UserError(f"{a} records no {BASELINES[baseline]} for episode {missing[0]}; rerun the plan with this "
+                        "version of dinoworld")
+    return _paired(str(a), baseline, rows, [bool(r[BASELINES[baseline]]) for r in rows], draws, seed)
+
+
+def _paired(a: str, b: str, rows: list[dict[str, Any]], sb: list[bool], draws: int, seed: int) -> dict[str, Any]:
+    """The paired comparison of ``rows``' successes with ``sb`` on the same episodes."""
+    n = len(rows)
+    sa = [bool(r["success"]) for r in rows]
+    trajectories = [r.get("trajectory", i) for i, r in enumerate(rows)]
     diff, ci = paired_success_difference(sa, sb, draws, seed, groups=trajectories)
-    return {"a": str(a), "b": str(b), "episodes": n, "trajectories": len(set(trajectories)),
+    return {"a": a, "b": b, "episodes": n, "trajectories": len(set(trajectories)),
             "success_a": float(np.mean(sa)) if n else None,
             "success_b": float(np.mean(sb)) if n else None, "difference": diff, "ci95": ci,
             "only_a": sum(x and not y for x, y in zip(sa, sb)), "only_b": sum(y and not x for x, y in zip(sa, sb))}
