@@ -91,7 +91,7 @@ def test_one_step_changes_the_weights_and_returns_the_loss(videos, tmp_path):
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     stream, batches = trainer.stage_batches(0)
     losses, gnorm = trainer.step(stream, batches, 0)
-    assert losses.shape == (2,) and torch.isfinite(losses).all() and gnorm is None
+    assert losses.shape == (3,) and torch.isfinite(losses).all() and gnorm is None  # the loss, copy-last, context mean
     assert trainer.progress.step == 1 and trainer.progress.data == {"stage": 0, "stream": stream.state_dict()}
     changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])]
     assert changed and "query" in changed
