@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from ..data.featurize import Featurizer
 from ..devices import module_device
 from ..errors import UserError
-from ..model import prediction_loss, running_mean_prediction, self_fed_prediction
+from ..model import prediction_loss, self_fed_prediction, teacher_forced_baseline_losses
 
 
 def _derangement(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -69,17 +69,17 @@ def action_conditioned_errors(model: Any, data: Any, encoder: Any = None, *, bat
     for predictor, feats, times, actions, other in _held_out_batches(model, data, encoder, batch_size, max_batches,
                                                                      seed, device):
         space = predictor.standardize  # compare in the space the model was trained in
-        target = space(feats[:, 1:])
+        seen = space(feats)
+        target = seen[:, 1:]
         true = space(predictor(feats, times, times[:, 1:], actions))
         shuffled = space(predictor(feats, times, times[:, 1:], other))
         fed_true = space(self_fed_prediction(predictor, feats[:, :1], times[:, :1], times[:, 1:], actions))
         fed_shuffled = space(self_fed_prediction(predictor, feats[:, :1], times[:, :1], times[:, 1:], other))
-        losses = [prediction_loss(true, target), prediction_loss(shuffled, target),
-                  prediction_loss(space(feats[:, :-1]), target), prediction_loss(fed_true, target),
-                  prediction_loss(fed_shuffled, target),
-                  prediction_loss(space(feats[:, :1]).expand_as(target), target),
-                  prediction_loss(running_mean_prediction(space(feats).float()), target)]
-        sums += feats.shape[0] * torch.tensor([x.item() for x in losses], dtype=torch.float64)
+        copy_last, context_mean = teacher_forced_baseline_losses(seen).tolist()
+        losses = [prediction_loss(true, target).item(), prediction_loss(shuffled, target).item(), copy_last,
+                  prediction_loss(fed_true, target).item(), prediction_loss(fed_shuffled, target).item(),
+                  prediction_loss(seen[:, :1].expand_as(target), target).item(), context_mean]
+        sums += feats.shape[0] * torch.tensor(losses, dtype=torch.float64)
         clips += feats.shape[0]
     if clips == 0:
         raise UserError("no batch of at least 2 clips to compare actions on")

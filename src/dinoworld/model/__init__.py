@@ -21,6 +21,7 @@ from .loss import (
     prediction_loss,
     running_mean_prediction,
     self_fed_prediction,
+    teacher_forced_baseline_losses,
 )
 from .predictor import (
     SIZES,
@@ -39,5 +40,6 @@ __all__ = [
     "PredictorConfig", "StreamingPredictor", "WorldModel", "build_predictor", "checkpoint_folder", "compile_predictor",
     "complete_checkpoints", "context_mean_prediction", "copy_last_prediction", "count_parameters", "group_actions",
     "latest_checkpoint", "load_predictor", "normalize_actions", "predictor_config", "prediction_loss", "read_meta",
-    "read_model_folder", "running_mean_prediction", "self_fed_prediction", "ungroup_actions", "write_model_folder",
+    "read_model_folder", "running_mean_prediction", "self_fed_prediction", "teacher_forced_baseline_losses",
+    "ungroup_actions", "write_model_folder",
 ]

@@ -42,6 +42,15 @@ def running_mean_prediction(frames: torch.Tensor) -> torch.Tensor:
     return frames.cumsum(dim=1)[:, :-1] / counts.view(1, -1, *([1] * (frames.dim() - 2)))
 
 
+def teacher_forced_baseline_losses(frames: torch.Tensor) -> torch.Tensor:
+    """``(2,)``: the losses of copy-last and of the running context mean (:func:`running_mean_prediction`)
+    at predicting frames 2..T of ``frames (B, T, ...)``, in whatever feature space ``frames`` are given."""
+    frames = frames.float()
+    target = frames[:, 1:]
+    return torch.stack([prediction_loss(frames[:, :-1], target),
+                        prediction_loss(running_mean_prediction(frames), target)])
+
+
 def self_fed_prediction(predictor, context: torch.Tensor, context_times: torch.Tensor, query_times: torch.Tensor,
                         actions: torch.Tensor | None = None) -> torch.Tensor:
     """Query frames predicted one after another, each fed back as context for the next (no teacher

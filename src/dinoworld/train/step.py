@@ -20,7 +20,7 @@ from torch import nn
 
 from ..data.featurize import Featurizer
 from ..errors import UserError
-from ..model import prediction_loss, running_mean_prediction
+from ..model import prediction_loss, teacher_forced_baseline_losses
 from .config import OptimConfig, TrainConfig
 from .distributed import Dist, all_reduce_mean, all_reduce_sum
 from .state import unwrap
@@ -43,11 +43,9 @@ def teacher_forcing_loss(
     pred = model(feats, times, times[:, 1:], actions)
     space = getattr(unwrap(model), "standardize", lambda x: x)  # the predictor's feature space
     seen = space(feats)
-    target = seen[:, 1:]
     with torch.no_grad():
-        baselines = torch.stack([prediction_loss(seen[:, :-1], target),
-                                 prediction_loss(running_mean_prediction(seen.float()), target)])
-    return prediction_loss(space(pred), target), baselines
+        baselines = teacher_forced_baseline_losses(seen)
+    return prediction_loss(space(pred), seen[:, 1:]), baselines
 
 
 def lr_factor(step: int, warmup: int, total: int = 0, schedule: str = "constant", floor: float = 0.0) -> float:
