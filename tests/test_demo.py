@@ -91,7 +91,7 @@ def _metrics_with_real(model_l1: list[float], copy_l1: list[float]) -> dict:
                 "errors_smooth_l1": {"autoregressive": ar, "direct": ar, "copy-last": cp, "context-mean": [1.0] * n},
                 "model_beats_both_l1": [a < min(c, 1.0) for a, c in zip(ar, cp)]}
     return {"encoder": "pixel-pyramid", "encoder_is_standin": True, "note": "stand-in",
-            "train": {"steps": 1, "seconds": 1.0, "val_loss": 0.1, "val_copy_last": 0.2},
+            "train": {"steps": 1, "seconds": 1.0, "val_loss": 0.1, "val_copy_last": 0.2, "val_context_mean": 0.3},
             "heldout": {"synthetic": block([0.1, 0.1], [0.2, 0.2]), "real": block(model_l1, copy_l1)},
             "total_seconds": 1.0, "torch_threads": 1,
             "setup": {"predictor": {"size": "tiny"}, "num_frames": 6, "dt_s": [0.2, 0.5],

@@ -297,11 +297,6 @@ def motion_verdict(s: dict[str, Any], up_to: float = 1.0) -> str:
     return text
 
 
-def _context_mean_part(value: float | None) -> str:
-    """", context-mean **x**" where the run measured it (metrics written before it was logged have none)."""
-    return "" if value is None else f", context-mean **{value:.4f}**"
-
-
 def render_report(m: dict[str, Any]) -> str:
     lines = ["# dinoworld demo report", ""]
     if m["encoder_is_standin"]:
@@ -317,8 +312,8 @@ def render_report(m: dict[str, Any]) -> str:
               f"{setup.get('num_frames', '?')} frames {'–'.join(f'{x:g}' for x in setup.get('dt_s', []))} s apart. "
               "Held-out synthetic clips, loss (smooth L1, teacher forcing"
               f"{', in the standardised feature space the model is trained in' if pred.get('standardize') else ''}): "
-              f"**{t['val_loss']:.4f}** vs copy-last **{t['val_copy_last']:.4f}**"
-              f"{_context_mean_part(t.get('val_context_mean'))}.", "",
+              f"**{t['val_loss']:.4f}** vs copy-last **{t['val_copy_last']:.4f}**, "
+              f"context-mean **{t['val_context_mean']:.4f}**.", "",
               "![validation curve](figures/validation_curve.png)", ""]
     for name, s in m["heldout"].items():
         lines += [f"## Held-out {name} clips (n={s['clips']})", "",
