@@ -15,7 +15,6 @@ test made of parts (PushT: position and angle) shows which part fails.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from ..model import WorldModel
 from ..progress import progress_bar
 from ..stats import wilson_ci95
 from .protocol import PlanningConfig, batch_seed
-from .runs import CEILING_FILES, append_rows, prepare_out, run_identity
+from .runs import CEILING_FILES, append_rows, prepare_out, run_identity, say_interrupted
 from .task import PlanningTask
 
 COSTS = ("features", "state")
@@ -62,8 +61,7 @@ def cost_ceiling(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningC
             bar.update(len(batch))
     except KeyboardInterrupt:
         if out_dir:
-            print(f"interrupted after {len(rows)} of {len(specs)} episodes; rerun the same command to resume",
-                  file=sys.stderr)
+            say_interrupted(len(rows), len(specs))
         raise
     finally:
         bar.close()

@@ -23,7 +23,6 @@ batch (:mod:`.runs`); other settings are refused unless ``overwrite``.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -41,7 +40,7 @@ from .cem import Cost
 from .mpc import mpc
 from .protocol import EpisodeSpec, PlanningConfig, batch_seed
 from .report import run_summary, write_episode_video
-from .runs import append_rows, prepare_out, run_identity
+from .runs import append_rows, prepare_out, run_identity, say_interrupted
 from .task import PlanningTask
 
 
@@ -85,8 +84,7 @@ def _evaluate(wm: WorldModel, env_name: str, data: str | Path, cfg: PlanningConf
     except KeyboardInterrupt:
         if out_dir:
             atomic_write_json(out_dir / "summary.json", run_summary(rows, cfg, task))
-            print(f"interrupted after {len(rows)} of {cfg.episodes} episodes; rerun the same command to resume",
-                  file=sys.stderr)
+            say_interrupted(len(rows), cfg.episodes)
         raise
     summary = run_summary(rows, cfg, task)
     if out_dir:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,11 @@ def finished_rows(path: Path, cfg: PlanningConfig) -> list[dict[str, Any]]:
             break
         keep = b0 + len(want)
     return rows[:keep]
+
+
+def say_interrupted(done: int, total: int) -> None:
+    """Tell an interrupted run with an output folder how far it got and how to resume it."""
+    print(f"interrupted after {done} of {total} episodes; rerun the same command to resume", file=sys.stderr)
 
 
 def append_rows(out_dir: Path, rows: list[dict[str, Any]], files: RunFiles = PLAN_FILES) -> None:
