@@ -416,6 +416,38 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(wall_data
     assert _without_timing(on_disk[1]) == _without_timing(on_disk[0])
 
 
+def test_more_episodes_extend_a_finished_run(wall_data, tmp_path, monkeypatch, capsys):
+    """A run asked again for more episodes keeps its finished full batches, plans the rest (the old last
+    batch, cut short by the old count, again in full) and ends where a run of the new count ends."""
+    wm = _world_model(wall_data)
+    cfg = PlanningConfig(cem=CEMConfig(8, 2, 2), episodes=6, batch=2, horizon=2, goal_steps=10, oracle=False)
+    whole = evaluate(wm, "wall", wall_data, cfg, out=tmp_path / "a", videos=0, progress=False)
+    evaluate(wm, "wall", wall_data, replace(cfg, episodes=3), out=tmp_path / "b", videos=0, progress=False)
+    rows = (tmp_path / "b" / "episodes.jsonl").read_text().splitlines()
+    marked = [{**json.loads(x), "kept": True} for x in rows]  # a replanned row would lose the mark
+    (tmp_path / "b" / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in marked))
+    real, calls = PlanningTask.plan, {"n": 0}
+
+    def plan(self, *a, **k):
+        calls["n"] += 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(PlanningTask, "plan", plan)
+    capsys.readouterr()
+    extended = evaluate(wm, "wall", wall_data, cfg, out=tmp_path / "b", videos=0, progress=False)
+    assert "extending a run of 3 episodes to 6" in capsys.readouterr().err
+    assert calls["n"] == 2  # episodes 2-3 (episode 2 was a batch of one) and 4-5; not 0-1
+    got = _rows(tmp_path / "b")
+    assert all(r["kept"] for r in got[:2]) and not any("kept" in r for r in got[2:])
+    assert [{k: v for k, v in r.items() if k != "kept"} for r in got] == _rows(tmp_path / "a")
+    assert _without_timing(extended) == _without_timing(whole)
+    with pytest.raises(UserError, match="episodes: 6 before, 4 now"):
+        evaluate(wm, "wall", wall_data, replace(cfg, episodes=4), out=tmp_path / "b", videos=0, progress=False)
+    with pytest.raises(UserError, match="seed: 0 before, 1 now"):  # more episodes and another setting
+        evaluate(wm, "wall", wall_data, replace(cfg, episodes=8, seed=1), out=tmp_path / "b", videos=0,
+                 progress=False)
+
+
 def test_other_settings_into_a_used_folder_are_refused_unless_overwrite(wall_data, tmp_path):
     wm = _world_model(wall_data)
     cfg = PlanningConfig(cem=CEMConfig(4, 1, 2), episodes=3, batch=3, horizon=1, goal_steps=5, oracle=False)

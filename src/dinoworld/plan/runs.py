@@ -2,7 +2,10 @@
 
 A rerun of the same settings into the same folder resumes after the last finished batch (``plan.json``
 records the checkpoint, data and settings; each batch has its own seeds, so the resumed summary equals
-an uninterrupted one); other settings are refused unless ``overwrite``.
+an uninterrupted one). A rerun that asks for more episodes and changes nothing else extends the run:
+the episodes are drawn in a fixed order, so the first ones stay the same, and the finished batches that
+fit the new count are kept (a last batch cut short by the old count is planned again in full). Other
+settings, fewer episodes included, are refused unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -107,7 +110,10 @@ def prepare_out(out_dir: Path, run: dict[str, Any], cfg: PlanningConfig, overwri
     elif plan_file.is_file():
         old = json.loads(plan_file.read_text())
         diff = _differences(_compared(old), _compared(run))
-        if diff:
+        if diff and _extends(old, run):
+            print(f"{out_dir}: extending a run of {old['settings']['episodes']} episodes to "
+                  f"{run['settings']['episodes']}", file=sys.stderr)
+        elif diff:
             raise UserError(f"{out_dir} holds a planning run with other settings ({'; '.join(diff)}); "
                             "pass --overwrite to replace it, or another --out")
         rows = finished_rows(out_dir / files.rows, cfg)
@@ -117,6 +123,15 @@ def prepare_out(out_dir: Path, run: dict[str, Any], cfg: PlanningConfig, overwri
     atomic_write_json(plan_file, run)
     atomic_write_text(out_dir / files.rows, "".join(json.dumps(r) + "\n" for r in rows))
     return rows
+
+
+def _extends(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Does ``new`` only ask for more episodes than ``old``?"""
+    count = (old.get("settings", {}).get("episodes"), new.get("settings", {}).get("episodes"))
+    if not all(isinstance(n, int) for n in count) or count[1] <= count[0]:
+        return False
+    same = {**new, "settings": {**new["settings"], "episodes": count[0]}}
+    return not _differences(_compared(old), _compared(same))
 
 
 def finished_rows(path: Path, cfg: PlanningConfig) -> list[dict[str, Any]]:
