@@ -137,6 +137,24 @@ def test_set_state_is_exact(envs, name):
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
+def test_at_rest_keeps_what_one_frame_shows_and_drops_the_motion(envs, name):
+    """``at_rest`` zeroes the velocities and nothing else: the frame is the same, the future is not
+    (where the world has velocities in its state; Wall has none)."""
+    env = get_env(envs, name)
+    states, _ = _run(env, seed=5, n=6)
+    moving = states[-1]
+    still = env.at_rest(moving)
+    motion = [env.state_fields.index(f) for f in env.motion_fields]
+    assert len(env.state_fields) == env.state_dim and (name == "wall") == (not motion)
+    np.testing.assert_array_equal(np.delete(still, motion), np.delete(moving, motion))
+    assert not still[motion].any() and moving[motion].any() == bool(motion)
+    np.testing.assert_array_equal(env.render_state(still), env.render_state(moving))
+    idle = np.zeros((5, env.action_dim))
+    ends_apart = not np.array_equal(env.rollout(still, idle)[-1], env.rollout(moving, idle)[-1])
+    assert ends_apart == bool(motion)
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
 def test_sample_goal_pair_restores_state(envs, name):
     env = get_env(envs, name)
     env.reset(seed=4)

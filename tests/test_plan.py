@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -233,12 +234,13 @@ def test_cost_ceilings_plan_on_the_simulator_under_features_and_true_states(wall
     cap = capsys.readouterr()
     assert "open-loop CEM on the wall simulator, 8 episodes, budget 192: features cost" in cap.err
     s = json.loads(cap.out)
-    assert set(s["costs"]) == {"features", "state"} and s["episodes"] == 8
+    assert set(s["costs"]) == {"features", "state", "one_frame"} and s["episodes"] == 8
     assert s["costs"]["state"]["success_rate"] >= 0.75, s
     assert s["costs"]["state"]["mean_distance"] < 2.0, s
     rows = json.loads((tmp_path / "c" / "ceiling.json").read_text())["rows"]
     assert [r["episode"] for r in rows] == list(range(8))
-    assert all({"success", "distance"} <= r[c].keys() for r in rows for c in ("features", "state"))
+    assert all({"success", "distance"} <= r[c].keys() for r in rows for c in ("features", "state", "one_frame"))
+    assert all(r["one_frame"] == r["state"] for r in rows)  # Wall's state has no velocity: one frame shows it all
 
     lines = (tmp_path / "c" / "ceiling_episodes.jsonl").read_text().splitlines()
     kept = [{**json.loads(line), "kept": True} for line in lines[:4]]  # batch 1, marked: it must not be replanned
@@ -251,6 +253,33 @@ def test_cost_ceilings_plan_on_the_simulator_under_features_and_true_states(wall
     assert resumed[:4] == kept and resumed[4:] == rows[4:]  # batch 2 planned again, with its own seed
     assert main([*args[:-3], "--seed", "3", "--out", str(tmp_path / "c")]) == 2
     assert "other settings (seed: 0 before, 3 now)" in capsys.readouterr().err
+    recorded = json.loads((tmp_path / "c" / "ceiling_plan.json").read_text())
+    del recorded["settings"]["costs"]  # a folder of the two-cost ceiling of earlier versions
+    (tmp_path / "c" / "ceiling_plan.json").write_text(json.dumps(recorded))
+    assert main(args) == 2
+    assert "costs: None before, ['features', 'state', 'one_frame'] now" in capsys.readouterr().err
+
+
+def test_the_one_frame_ceiling_plans_from_the_start_at_rest_and_runs_from_the_true_start(wall_data, monkeypatch):
+    """The third ceiling's simulator starts where one frame puts it (here Wall's dot is declared moving
+    along y, so at rest it sits at y = 0); its plan is still executed from the true start."""
+    from dinoworld.envs.wall import WallEnv
+    from dinoworld.plan.ceiling import cost_ceiling
+
+    monkeypatch.setattr(WallEnv, "motion_fields", ("y",))
+    planned_from, executed_from = [], []
+    state_cost, execute = PlanningTask.state_cost, PlanningTask.execute
+    monkeypatch.setattr(PlanningTask, "state_cost",
+                        lambda self, starts, goals: planned_from.append(starts) or state_cost(self, starts, goals))
+    monkeypatch.setattr(PlanningTask, "execute",
+                        lambda self, start, *a, **k: executed_from.append(start) or execute(self, start, *a, **k))
+    cfg = PlanningConfig(cem=CEMConfig(8, 2, 2), episodes=2, batch=2, horizon=2, goal_steps=10, oracle=False)
+    r = cost_ceiling(_world_model(wall_data), "wall", wall_data, cfg, progress=False)
+    true_starts, at_rest = planned_from
+    assert all(s[1] != 0 for s in true_starts) and all(s[1] == 0 for s in at_rest)
+    np.testing.assert_array_equal(np.stack(at_rest)[:, [0, 2, 3]], np.stack(true_starts)[:, [0, 2, 3]])
+    assert len(executed_from) == 6 and all(any(np.array_equal(e, s) for s in true_starts) for e in executed_from)
+    assert r["rows"][0]["one_frame"] != r["rows"][0]["state"] or r["rows"][1]["one_frame"] != r["rows"][1]["state"]
 
 
 def test_plan_cli_writes_episodes_summary_and_videos(wall_data, tmp_path, capsys, monkeypatch):

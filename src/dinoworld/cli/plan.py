@@ -46,9 +46,10 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--sweep", help="also plot success against budget, e.g. 32x3,64x10,300x30 (SAMPLESxITERATIONS)")
     p.add_argument("--ceiling", action="store_true",
-                   help="instead of the model, plan the same episodes on the simulator twice, under the feature "
-                        "cost and under a cost on the true state: shows whether the encoder or the search limits "
-                        "the world (writes ceiling.json into --out; the same command resumes it)")
+                   help="instead of the model, plan the same episodes on the simulator three times: under the "
+                        "feature cost, under a cost on the true state, and under that cost from the start as one "
+                        "frame shows it (velocities zero); shows whether the encoder, the unseen velocities or the "
+                        "search limits the world (writes ceiling.json into --out; the same command resumes it)")
     p.add_argument("--out", help="folder for episodes.jsonl, summary.json and MP4s")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a plan already in --out made with other settings (the same settings resume it)")

@@ -88,6 +88,8 @@ class GoalEnv(_EnvBase):  # type: ignore[misc, valid-type]
     clip_actions: bool = True
     #: Names of the state vector entries, in order (documentation and meta files).
     state_fields: tuple[str, ...] = ()
+    #: The ``state_fields`` that one frame cannot show (velocities): :meth:`at_rest` zeroes them.
+    motion_fields: tuple[str, ...] = ()
     #: Which simulation this is: written into collections and checkpoints, so that a model is never
     #: planned in a world other than the one its data came from. Change it whenever the dynamics,
     #: the rendering or the meaning of the state or actions change.
@@ -150,6 +152,12 @@ class GoalEnv(_EnvBase):  # type: ignore[misc, valid-type]
         return act
 
     # ----------------------------------------------------------------- shared API
+    def at_rest(self, state: np.ndarray) -> np.ndarray:
+        """``state`` with its :attr:`motion_fields` zeroed: what a planner that sees one frame of it knows."""
+        out = self._check_state(state)
+        out[[self.state_fields.index(f) for f in self.motion_fields]] = 0.0
+        return out
+
     @property
     def state(self) -> np.ndarray:
         """The current state (see :meth:`get_state`)."""

@@ -150,6 +150,7 @@ class PointMazeEnv(GoalEnv):
     action_dim = 2
     state_dim = 4
     state_fields = ("x", "y", "vx", "vy")
+    motion_fields = ("vx", "vy")
 
     def __init__(self, img_size: int = 224) -> None:
         super().__init__(img_size=img_size)

@@ -161,6 +161,7 @@ class PushTEnv(GoalEnv):
     state_dim = 10
     state_fields = ("agent_x", "agent_y", "block_x", "block_y", "block_angle",
                     "agent_vx", "agent_vy", "block_vx", "block_vy", "block_omega")
+    motion_fields = state_fields[5:]
 
     def __init__(self, img_size: int = 224) -> None:
         super().__init__(img_size=img_size)
