@@ -13,6 +13,7 @@ from dinoworld.cli import main
 from dinoworld.data.trajectories import episode_path
 from dinoworld.data.trajectory_clips import num_windows, split_episodes, steps_for_epochs, trajectory_info
 from dinoworld.envs.collect import collect
+from dinoworld.errors import UserError
 from dinoworld.model import group_actions
 from dinoworld.model.folder import latest_checkpoint, read_model_folder
 from dinoworld.train.distributed import Dist
@@ -189,6 +190,29 @@ def test_frozen_mode_trains_only_action_blocks_and_saves_metadata(wall, tmp_path
     assert meta.split["seed"] == 0
     assert meta.split["train"] == [info.episode_ids[i] for i in info.train]
     assert meta.split["val"] == [info.episode_ids[i] for i in info.val]
+
+
+def test_fewer_training_episodes_keep_the_held_out_split(wall, tmp_path, capsys):
+    """``finetune.train_episodes`` trains on a seeded subset of the training split (fewer nested in more),
+    with its own action statistics; the held-out split, and so the planning episodes, stay the same."""
+    whole, few, more = (trajectory_info(wall, 0, 0.1, n) for n in (0, 5, 12))
+    assert len(few.train) == 5 and set(few.train) < set(more.train) < set(whole.train)
+    assert few.val == more.val == whole.val
+    assert few.train != whole.train[:5]  # drawn, not the first ones
+    mean, std = _train_stats(wall, [few.episode_ids[i] for i in few.train])
+    np.testing.assert_allclose(few.mean, mean, rtol=1e-6)
+    with pytest.raises(UserError, match=f"train_episodes=37 but {wall} has 36 training episodes"):
+        trajectory_info(wall, 0, 0.1, 37)
+
+    cfg = finetune_config("wall", str(wall), "scratch", overrides=[*TINY, "finetune.train_episodes=5"])
+    stream = DataSource.resolve(cfg, torch.device("cpu")).train_stream(56, Dist(), seed=0)
+    assert {int(x["episode"]) for x in islice(iter(stream), len(stream))} == {few.episode_ids[i] for i in few.train}
+    assert _finetune(wall, tmp_path / "run", "scratch", *TINY, "finetune.train_episodes=5") == 0
+    capsys.readouterr()
+    meta, _ = read_model_folder(latest_checkpoint(tmp_path / "run"))
+    assert meta.split["train"] == [few.episode_ids[i] for i in few.train]
+    assert meta.split["val"] == [whole.episode_ids[i] for i in whole.val]
+    np.testing.assert_allclose(meta.action_norm["mean"], few.mean)
 
 
 def test_action_free_pretraining_on_trajectories_then_frozen_finetune(wall, tmp_path, capsys):

@@ -22,7 +22,9 @@ def _args(p: argparse.ArgumentParser) -> None:
                         "steps ahead) or dino-wm (DINO-WM's plan_*.yaml: 50 episodes, seed 99, MPC over CEM 300 x 10 "
                         "(PushT x 30), top 30, 5 model steps executed per plan, random-state goals for Wall and "
                         "PointMaze); the options below override either")
-    p.add_argument("--episodes", type=positive_int, help="evaluation episodes (paper 512, dino-wm 50); more than a finished run in --out holds extends it")
+    p.add_argument("--episodes", type=positive_int,
+                   help="evaluation episodes (paper 512, dino-wm 50); more than a finished run in --out holds "
+                        "extends it")
     p.add_argument("--planner", choices=["cem", "mpc", "gd", "mpc-gd"],
                    help="paper cem (open loop), dino-wm mpc (MPC over CEM); gd open loop, mpc-gd MPC over GD")
     p.add_argument("--samples", type=positive_int, help="CEM candidates per iteration (GD: parallel sequences; 300)")

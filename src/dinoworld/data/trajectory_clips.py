@@ -102,8 +102,12 @@ class TrajectoryInfo:
         return int(self.dataset.action_dim)
 
 
-def trajectory_info(source: str | os.PathLike, seed: int, val_fraction: float) -> TrajectoryInfo:
+def trajectory_info(source: str | os.PathLike, seed: int, val_fraction: float,
+                    train_episodes: int = 0) -> TrajectoryInfo:
     """Split and action statistics of a trajectory folder.
+
+    ``train_episodes > 0`` trains on that many of the training split's episodes, drawn with the seed
+    (fewer are a subset of more); the held-out split is the same whatever the count.
 
     It reads every episode's actions: compute it once and hand it on (a training run keeps it in
     its ``DataSource``; :func:`trajectory_clip_stream` takes it as ``info``).
@@ -117,6 +121,12 @@ def trajectory_info(source: str | os.PathLike, seed: int, val_fraction: float) -
         raise UserError(f"{root} holds no episodes; collect some first")
     actions = [episode_actions(ds, i) for i in range(len(ds))]
     train, val = split_episodes(len(ds), val_fraction, seed)
+    if train_episodes:
+        if train_episodes > len(train):
+            raise UserError(f"finetune.train_episodes={train_episodes} but {root} has {len(train)} training episodes "
+                            f"({len(ds)} less the {len(val)} held out); lower it, or set 0 for all")
+        order = np.random.default_rng([int(seed), 0x7A1]).permutation(len(train))
+        train = sorted(train[i] for i in order[:train_episodes])
     flat = np.concatenate([actions[i] for i in train], axis=0).astype(np.float64)
     if flat.shape[0] == 0:
         raise UserError(f"the training episodes of {root} hold no actions")

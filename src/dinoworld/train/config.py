@@ -83,11 +83,14 @@ class FinetuneConfig:
     #: the action projection and action blocks
     trainable: str = "all"
     val_fraction: float = 0.1  #: trajectories held out (random split saved with the checkpoint)
+    #: train on this many of the training split's trajectories, drawn with the seed (0 = all); the held-out
+    #: split does not change, so runs with different counts plan the same episodes
+    train_episodes: int = 0
     #: frame side (px) of the fine-tuning stage when ``stages`` is not given (paper: 224)
     resolution: int = 224
 
     CHECKS = {"trainable": one_of("all", "actions"), "val_fraction": between(0, 1, hi_open=True),
-              "resolution": at_least(1)}
+              "train_episodes": at_least(0), "resolution": at_least(1)}
 
 
 @dataclass

@@ -24,7 +24,6 @@ from ..data.trajectory_clips import (
     same_folder,
     split_episodes,
     steps_for_epochs,
-    trajectory_info,
 )
 from ..devices import module_device
 from ..envs import ENV_NAMES
@@ -34,7 +33,7 @@ from ..model import SIZES
 from ..model.actions import model_action_dim
 from ..model.folder import checkpoint_folder, naming_checkpoint, read_meta
 from .config import Stage, TrainConfig
-from .streams import VAL_SEED, DataSource
+from .streams import VAL_SEED, DataSource, run_split
 
 #: fine-tuning modes of the paper (Table 4): random init, frozen + action blocks, full fine-tune
 MODES = ("scratch", "frozen", "full")
@@ -141,7 +140,7 @@ def prepare_finetune(env: str, data: str, mode: str, init: str | None = None, co
             raise UserError(f"--init {init} already has {have}-d action blocks but the data needs {action_dim} "
                             f"({ds.action_dim}-d actions x frameskip {cfg.data.frameskip})")
 
-    info = trajectory_info(root, cfg.seed, cfg.finetune.val_fraction)
+    info = run_split(cfg)
     _check_windows(cfg, info)
     if not _user_set(updates, "stages"):
         steps = steps_for_epochs(info.lengths, epochs, cfg.optim.batch_size, cfg.data.num_frames,
@@ -190,7 +189,7 @@ def heldout_check_problem(cfg: TrainConfig, info: TrajectoryInfo | None = None) 
         return (f"optim.micro_batch_size={batch}: the check compares the actions of the clips of a batch and needs "
                 "at least 2; set optim.micro_batch_size=2 or more")
     if info is None:
-        info = trajectory_info(d.source, cfg.seed, vf)
+        info = run_split(cfg)
     have = _windows(cfg, info, info.val)
     if have >= batch:
         return None

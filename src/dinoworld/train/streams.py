@@ -66,7 +66,7 @@ class DataSource:
             in_dim, info = int(cache.feature_shape[-1]), EncoderInfo(cache.encoder_name)
         elif d.features:
             if trajectory is None:
-                trajectory = trajectory_info(d.source, cfg.seed, cfg.finetune.val_fraction)
+                trajectory = run_split(cfg)
             features = trajectory_features(cfg, trajectory)
             in_dim = features.feature_shape[-1]
             info = EncoderInfo(features.encoder_name, features.settings.get("encoder_weights"),
@@ -79,7 +79,7 @@ class DataSource:
         val_trajectory = None
         if kind == "trajectories":
             if trajectory is None:
-                trajectory = trajectory_info(d.source, cfg.seed, cfg.finetune.val_fraction)
+                trajectory = run_split(cfg)
             check_action_dim(cfg, trajectory)
             if val_kind == "trajectories" and not same_folder(d.val_source, d.source):
                 val_trajectory = trajectory_info(d.val_source, cfg.seed, 0.0)
@@ -117,6 +117,12 @@ class DataSource:
     def trajectory_meta(self) -> dict[str, Any]:
         """Checkpoint metadata of a trajectory run (see :func:`trajectory_meta`)."""
         return trajectory_meta(self.cfg, self.trajectory)
+
+
+def run_split(cfg: TrainConfig) -> TrajectoryInfo:
+    """``trajectory_info`` of the trajectory folder ``data.source`` with the run's seed, held-out fraction and
+    number of training episodes."""
+    return trajectory_info(cfg.data.source, cfg.seed, cfg.finetune.val_fraction, cfg.finetune.train_episodes)
 
 
 def check_action_dim(cfg: TrainConfig, info: TrajectoryInfo) -> None:
@@ -172,10 +178,9 @@ def trajectory_features(cfg: TrainConfig, info: TrajectoryInfo) -> TrajectoryFea
 def trajectory_meta(cfg: TrainConfig, info: TrajectoryInfo | None = None) -> dict[str, Any]:
     """Checkpoint metadata of a trajectory run, so planning can rebuild its actions exactly.
 
-    ``info``: ``trajectory_info`` of ``data.source`` with the run's seed and held-out fraction (read
-    from the folder when not given)."""
+    ``info``: :func:`run_split` (read from the folder when not given)."""
     if info is None:
-        info = trajectory_info(cfg.data.source, cfg.seed, cfg.finetune.val_fraction)
+        info = run_split(cfg)
     return {
         "env": cfg.finetune.env or info.env,
         "world": info.world_version,
@@ -197,5 +202,5 @@ def trajectory_meta(cfg: TrainConfig, info: TrajectoryInfo | None = None) -> dic
     }
 
 
-__all__ = ["VAL_SEED", "WEIGHTS_HINT", "DataSource", "check_action_dim", "check_cache_encoder",
+__all__ = ["VAL_SEED", "WEIGHTS_HINT", "DataSource", "check_action_dim", "check_cache_encoder", "run_split",
            "check_cache_resolution", "trajectory_features", "trajectory_meta"]
