@@ -208,7 +208,7 @@ def test_fewer_training_episodes_keep_the_held_out_split(wall, tmp_path, capsys)
     stream = DataSource.resolve(cfg, torch.device("cpu")).train_stream(56, Dist(), seed=0)
     assert {int(x["episode"]) for x in islice(iter(stream), len(stream))} == {few.episode_ids[i] for i in few.train}
     assert _finetune(wall, tmp_path / "run", "scratch", *TINY, "finetune.train_episodes=5") == 0
-    capsys.readouterr()
+    assert "from 5 training episodes, 4 held out" in capsys.readouterr().out
     meta, _ = read_model_folder(latest_checkpoint(tmp_path / "run"))
     assert meta.split["train"] == [few.episode_ids[i] for i in few.train]
     assert meta.split["val"] == [whole.episode_ids[i] for i in whole.val]

@@ -62,7 +62,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         log(warning)
     print(f"finetune {args.mode} on {args.env}: {cfg.total_steps} steps of {cfg.optim.batch_size} clips "
           f"({cfg.data.num_frames} frames, frameskip {cfg.data.frameskip}, actions {cfg.model.action_dim}-d, "
-          f"{cfg.stages[-1].resolution} px)")
+          f"{cfg.stages[-1].resolution} px) from {len(info.train)} training episodes, {len(info.val)} held out")
     single = int(os.environ.get("WORLD_SIZE", "1")) == 1
     check = args.check_batches > 0 and single and cfg.finetune.val_fraction > 0
     problem = heldout_check_problem(cfg, info) if check else None
