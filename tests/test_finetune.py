@@ -16,6 +16,7 @@ from dinoworld.envs.collect import collect
 from dinoworld.errors import UserError
 from dinoworld.model import group_actions
 from dinoworld.model.folder import latest_checkpoint, read_model_folder
+from dinoworld.plan.task import PlanningTask
 from dinoworld.train.distributed import Dist
 from dinoworld.train.finetune import finetune_config
 from dinoworld.train.streams import DataSource
@@ -213,6 +214,7 @@ def test_fewer_training_episodes_keep_the_held_out_split(wall, tmp_path, capsys)
     assert meta.split["train"] == [few.episode_ids[i] for i in few.train]
     assert meta.split["val"] == [whole.episode_ids[i] for i in whole.val]
     np.testing.assert_allclose(meta.action_norm["mean"], few.mean)
+    PlanningTask._check_collection(meta.split, wall)  # planning takes the collection it was fine-tuned on
 
 
 def test_action_free_pretraining_on_trajectories_then_frozen_finetune(wall, tmp_path, capsys):

@@ -197,7 +197,9 @@ def trajectory_meta(cfg: TrainConfig, info: TrajectoryInfo | None = None) -> dic
             "train": [info.episode_ids[i] for i in info.train],
             "val": [info.episode_ids[i] for i in info.val],
             "data": str(Path(cfg.data.source).expanduser().resolve()),
-            "data_fingerprint": collection_fingerprint(Path(cfg.data.source).expanduser(), info.episode_ids),
+            # over the episodes the split names, as planning checks it (all of them unless finetune.train_episodes)
+            "data_fingerprint": collection_fingerprint(Path(cfg.data.source).expanduser(),
+                                                       [info.episode_ids[i] for i in (*info.train, *info.val)]),
         },
     }
 
