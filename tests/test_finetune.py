@@ -19,7 +19,7 @@ from dinoworld.model.folder import latest_checkpoint, read_model_folder
 from dinoworld.plan.task import PlanningTask
 from dinoworld.train.distributed import Dist
 from dinoworld.train.finetune import finetune_config
-from dinoworld.train.streams import DataSource
+from dinoworld.train.streams import DataSource, run_split, trajectory_meta
 
 EPISODES, STEPS, F, T = 40, 20, 5, 4
 N_VAL = 4  # 10 % of the episodes
@@ -215,6 +215,14 @@ def test_fewer_training_episodes_keep_the_held_out_split(wall, tmp_path, capsys)
     assert meta.split["val"] == [whole.episode_ids[i] for i in whole.val]
     np.testing.assert_allclose(meta.action_norm["mean"], few.mean)
     PlanningTask._check_collection(meta.split, wall)  # planning takes the collection it was fine-tuned on
+
+    # another seed draws another split, unless finetune.split_seed keeps the first one
+    reseeded = finetune_config("wall", str(wall), "scratch", overrides=[*TINY, "finetune.train_episodes=5", "seed=1"])
+    kept = finetune_config("wall", str(wall), "scratch",
+                           overrides=[*TINY, "finetune.train_episodes=5", "seed=1", "finetune.split_seed=0"])
+    assert (run_split(reseeded).train, run_split(reseeded).val) != (few.train, few.val)
+    assert (run_split(kept).train, run_split(kept).val) == (few.train, few.val) and kept.seed == 1
+    assert trajectory_meta(kept)["split"] == {**meta.split, "data": trajectory_meta(kept)["split"]["data"]}
 
 
 def test_action_free_pretraining_on_trajectories_then_frozen_finetune(wall, tmp_path, capsys):

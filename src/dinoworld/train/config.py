@@ -83,9 +83,12 @@ class FinetuneConfig:
     #: the action projection and action blocks
     trainable: str = "all"
     val_fraction: float = 0.1  #: trajectories held out (random split saved with the checkpoint)
-    #: train on this many of the training split's trajectories, drawn with the seed (0 = all); the held-out
-    #: split does not change, so runs with different counts plan the same episodes
+    #: train on this many of the training split's trajectories, drawn with the split's seed (0 = all); the
+    #: held-out split does not change, so runs with different counts plan the same episodes
     train_episodes: int = 0
+    #: seed of the held-out split and of the ``train_episodes`` draw (None = ``seed``): set it to repeat a run
+    #: with another ``seed`` (initialisation, clip order) on the same split
+    split_seed: int | None = None
     #: frame side (px) of the fine-tuning stage when ``stages`` is not given (paper: 224)
     resolution: int = 224
 
@@ -124,6 +127,11 @@ class TrainConfig:
               "ckpt_every": at_least(1), "keep_checkpoints": at_least(1),
               "precision": one_of("auto", "bf16", "fp32"), "compile": one_of("auto", "model", "blocks", "none"),
               "attention": one_of("auto", "flex", "grouped", "dense"), "strategy": one_of("auto", "ddp", "fsdp")}
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the trajectory split (``finetune.split_seed``, else ``seed``)."""
+        return self.seed if self.finetune.split_seed is None else int(self.finetune.split_seed)
 
     @property
     def total_steps(self) -> int:

@@ -202,7 +202,7 @@ def heldout_check_problem(cfg: TrainConfig, info: TrajectoryInfo | None = None) 
         return f"{text}; collect longer episodes or lower optim.micro_batch_size"
     need = math.ceil(batch / per_episode)
     total = max(n + 1, math.ceil((need - 0.5) / vf))
-    while len(split_episodes(total, vf, cfg.seed)[1]) < need:
+    while len(split_episodes(total, vf, cfg.split_seed)[1]) < need:
         total += 1
     return (f"{text}; it needs about {need} held-out episodes: collect about {total} episodes, raise "
             f"finetune.val_fraction or lower optim.micro_batch_size")

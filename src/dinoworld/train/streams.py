@@ -109,7 +109,7 @@ class DataSource:
         if kind == "video":
             return VideoClipDataset(source, dt_min=d.dt_min, dt_max=d.dt_max, size=resolution, policy=d.crop,
                                     shuffle=not val, **common)
-        return trajectory_clip_stream(source, train_source=d.source, split_seed=cfg.seed,
+        return trajectory_clip_stream(source, train_source=d.source, split_seed=cfg.split_seed,
                                       val_fraction=cfg.finetune.val_fraction, val=val, frameskip=d.frameskip,
                                       size=resolution, policy=d.crop, features=self.features, info=self.trajectory,
                                       source_info=self.val_trajectory if val else None, **common)
@@ -120,9 +120,9 @@ class DataSource:
 
 
 def run_split(cfg: TrainConfig) -> TrajectoryInfo:
-    """``trajectory_info`` of the trajectory folder ``data.source`` with the run's seed, held-out fraction and
-    number of training episodes."""
-    return trajectory_info(cfg.data.source, cfg.seed, cfg.finetune.val_fraction, cfg.finetune.train_episodes)
+    """``trajectory_info`` of the trajectory folder ``data.source`` with the run's split seed, held-out fraction
+    and number of training episodes."""
+    return trajectory_info(cfg.data.source, cfg.split_seed, cfg.finetune.val_fraction, cfg.finetune.train_episodes)
 
 
 def check_action_dim(cfg: TrainConfig, info: TrajectoryInfo) -> None:
@@ -193,7 +193,7 @@ def trajectory_meta(cfg: TrainConfig, info: TrajectoryInfo | None = None) -> dic
                       "concat(a[s+k*f], .., a[s+k*f+f-1]) normalised with the stats tiled f times",
         },
         "split": {
-            "seed": int(cfg.seed), "val_fraction": float(cfg.finetune.val_fraction),
+            "seed": cfg.split_seed, "val_fraction": float(cfg.finetune.val_fraction),
             "train": [info.episode_ids[i] for i in info.train],
             "val": [info.episode_ids[i] for i in info.val],
             "data": str(Path(cfg.data.source).expanduser().resolve()),
