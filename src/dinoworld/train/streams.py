@@ -181,6 +181,8 @@ def trajectory_meta(cfg: TrainConfig, info: TrajectoryInfo | None = None) -> dic
     ``info``: :func:`run_split` (read from the folder when not given)."""
     if info is None:
         info = run_split(cfg)
+    train = [info.episode_ids[i] for i in info.train]
+    val = [info.episode_ids[i] for i in info.val]
     return {
         "env": cfg.finetune.env or info.env,
         "world": info.world_version,
@@ -194,12 +196,11 @@ def trajectory_meta(cfg: TrainConfig, info: TrajectoryInfo | None = None) -> dic
         },
         "split": {
             "seed": cfg.split_seed, "val_fraction": float(cfg.finetune.val_fraction),
-            "train": [info.episode_ids[i] for i in info.train],
-            "val": [info.episode_ids[i] for i in info.val],
+            "train": train,
+            "val": val,
             "data": str(Path(cfg.data.source).expanduser().resolve()),
             # over the episodes the split names, as planning checks it (all of them unless finetune.train_episodes)
-            "data_fingerprint": collection_fingerprint(Path(cfg.data.source).expanduser(),
-                                                       [info.episode_ids[i] for i in (*info.train, *info.val)]),
+            "data_fingerprint": collection_fingerprint(Path(cfg.data.source).expanduser(), [*train, *val]),
         },
     }
 
