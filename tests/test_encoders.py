@@ -95,6 +95,35 @@ def test_standin_is_smooth_in_object_distance():
     assert all(a > b for a, b in zip(dists, dists[1:]))  # cost keeps falling as the disc approaches
 
 
+def _scene(disc_xy, block_xy, size=56):
+    """White frame, a neutral grey 16-px square block and a blue disc 2 px across (PushT's pusher at 56 px)."""
+    yy, xx = torch.meshgrid(torch.arange(float(size)), torch.arange(float(size)), indexing="ij")
+    img = torch.ones(3, size, size)
+    bx, by = block_xy
+    img[:, (abs(xx - bx) < 8) & (abs(yy - by) < 8)] = 0.5
+    img[:, (xx - disc_xy[0]) ** 2 + (yy - disc_xy[1]) ** 2 < 1.5] = torch.tensor([0.25, 0.41, 0.88])[:, None]
+    return img
+
+
+def test_opponent_standin_weighs_a_small_object_of_its_own_hue():
+    gen = torch.Generator().manual_seed(0)
+    scenes = torch.stack([_scene(*(torch.rand(2, 2, generator=gen) * 36 + 10).tolist()) for _ in range(64)])
+    ratios = {}
+    for name in ("pixel-pyramid", "pixel-pyramid-opponent"):
+        enc = load_encoder(name)
+        assert enc.dim == 36 and not enc.pretrained
+        std = enc(scenes).reshape(-1, enc.dim).std(0).clamp_min(1e-3)  # the predictor's standardisation
+
+        def cost(a, b):
+            return (((enc(a[None]) - enc(b[None])) / std) ** 2).mean().item()
+
+        start = _scene((20, 20), (36, 36))
+        ratios[name] = cost(_scene((28, 20), (36, 36)), start) / cost(_scene((20, 20), (44, 36)), start)
+    assert ratios["pixel-pyramid"] < 0.25  # moving the disc 8 px counts a fraction of moving the block 8 px
+    assert ratios["pixel-pyramid-opponent"] > 0.5
+    assert ratios["pixel-pyramid-opponent"] > 3 * ratios["pixel-pyramid"]
+
+
 def test_unknown_encoder():
     with pytest.raises(UserError, match="unknown encoder") as err:
         load_encoder("resnet50")

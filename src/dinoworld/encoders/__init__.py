@@ -13,6 +13,8 @@ from .base import FrozenEncoder
 
 DEFAULT_ENCODER = "dinov2-b14-reg"
 STANDIN_ENCODER = "pixel-pyramid"
+#: the weight-free stand-ins (:mod:`.standin`); ``STANDIN_ENCODER`` is the one demos fall back to
+STANDIN_ENCODERS = (STANDIN_ENCODER, "pixel-pyramid-opponent")
 #: ``hf:<hub id or folder>`` names any transformers vision model whose last_hidden_state is patch tokens
 HF_PREFIX = "hf:"
 
@@ -20,7 +22,7 @@ HF_PREFIX = "hf:"
 def _names() -> list[str]:
     dino = [f"dinov2-{s}{r}" for s in ("s14", "b14", "l14", "g14") for r in ("", "-reg")]
     dino3 = [f"dinov3-{s}" for s in ("s16", "b16", "l16")]
-    return [*dino, *dino3, "siglip2-so400m14", "sd35-vae", STANDIN_ENCODER]
+    return [*dino, *dino3, "siglip2-so400m14", "sd35-vae", *STANDIN_ENCODERS]
 
 
 ENCODER_NAMES = _names()
@@ -67,9 +69,9 @@ def load_encoder(name: str = DEFAULT_ENCODER, weights: str | None = None, device
 
         enc = SD35VAEEncoder(weights=weights, local_only=local_only, **hint, **overrides)
     else:
-        from .standin import PixelPyramidEncoder
+        from .standin import OpponentPyramidEncoder, PixelPyramidEncoder
 
-        enc = PixelPyramidEncoder()
+        enc = OpponentPyramidEncoder() if name == "pixel-pyramid-opponent" else PixelPyramidEncoder()
     return enc.to(device) if device is not None else enc
 
 
