@@ -619,6 +619,35 @@ def test_two_runs_on_the_same_episodes_compare_paired(tmp_path):
         compare_runs(a, other)
 
 
+def test_runs_of_several_seeds_compare_averaged_per_episode(tmp_path):
+    """compare_plans.py A1,A2 B1,B2: each episode counts the fraction of a side's runs that solve it."""
+    def write(name, successes, start=0):
+        rows = [{"episode": i, "trajectory": i // 2, "start_step": start, "success": s}
+                for i, s in enumerate(successes)]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(tmp_path / name)
+
+    from dinoworld.errors import UserError
+    from dinoworld.plan.report import compare_runs
+
+    a = [write("a0", [True] * 10 + [False] * 10), write("a1", [True] * 20)]
+    b = [write("b0", [False] * 20), write("b1", [True] * 4 + [False] * 16)]
+    r = compare_runs(a, b, draws=300)
+    assert (r["runs_a"], r["runs_b"], r["episodes"], r["trajectories"]) == (2, 2, 20, 10)
+    assert (r["success_a"], r["success_b"], r["only_a"], r["only_b"]) == (0.75, 0.1, 20, 0)
+    assert r["difference"] == pytest.approx(0.65) and r["ci95"][0] < 0.65 < r["ci95"][1]
+    with pytest.raises(UserError, match="same episodes"):
+        compare_runs(a, [b[0], write("b2", [False] * 20, start=3)])
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_plans.py"
+    done = subprocess.run([sys.executable, str(script), ",".join(a), ",".join(b), "--draws", "300"],
+                          capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == r
+    refused = subprocess.run([sys.executable, str(script), ",".join(a), "--against", "nothing"],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "give one folder" in refused.stderr
+
+
 def test_a_run_compares_paired_with_its_own_baselines(tmp_path):
     """scripts/compare_plans.py A --against nothing|random: the run's successes against the baseline it
     executed on each episode, with the same trajectory bootstrap as two runs."""

@@ -89,19 +89,34 @@ def _rows(folder: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def compare_runs(a: str | Path, b: str | Path, draws: int = 2000, seed: int = 0) -> dict[str, Any]:
+def compare_runs(a: str | Path | list, b: str | Path | list, draws: int = 2000, seed: int = 0) -> dict[str, Any]:
     """Success of plan run ``a`` minus run ``b`` on the episodes both finished, which must be the same
     episodes (same start and goal), with a paired bootstrap 95 % interval over held-out trajectories
     (episodes drawn from one trajectory are resampled together), and how many episodes only one of
-    them solves."""
-    ra, rb = _rows(a), _rows(b)
-    n = min(len(ra), len(rb))
-    for x, y in zip(ra[:n], rb[:n]):
-        if any(x.get(k) != y.get(k) for k in EPISODE_KEYS):
-            raise UserError(f"{a} and {b} did not plan the same episodes (episode {x.get('episode')}: "
-                            f"{[x.get(k) for k in EPISODE_KEYS]} vs {[y.get(k) for k in EPISODE_KEYS]}); "
-                            "compare runs with the same --data, --episodes, --seed and protocol")
-    return _paired(str(a), str(b), ra[:n], [bool(r["success"]) for r in rb[:n]], draws, seed)
+    them solves.
+
+    Either side may be a list of runs of one setting under other seeds (``finetune`` with another
+    ``seed``, same ``finetune.split_seed``), all on the same episodes: each episode then counts the
+    fraction of that side's runs that solve it. The interval still resamples only trajectories, so it
+    says how much the episode sample moves the seed-averaged difference, not how much another set of
+    seeds would (with two seeds per side, that spread cannot be estimated)."""
+    runs = {side: [Path(f) for f in (x if isinstance(x, (list, tuple)) else [x])] for side, x in (("a", a), ("b", b))}
+    rows = {f: _rows(f) for f in [*runs["a"], *runs["b"]]}
+    n = min(len(r) for r in rows.values())
+    first = runs["a"][0]
+    for f, fr in rows.items():
+        for x, y in zip(rows[first][:n], fr[:n]):
+            if any(x.get(k) != y.get(k) for k in EPISODE_KEYS):
+                raise UserError(f"{first} and {f} did not plan the same episodes (episode {x.get('episode')}: "
+                                f"{[x.get(k) for k in EPISODE_KEYS]} vs {[y.get(k) for k in EPISODE_KEYS]}); "
+                                "compare runs with the same --data, --episodes, --seed and protocol")
+
+    def solved(side: str) -> list[float]:
+        return [float(np.mean([bool(rows[f][i]["success"]) for f in runs[side]])) for i in range(n)]
+
+    name = {side: ",".join(map(str, fs)) for side, fs in runs.items()}
+    return {**_paired(name["a"], name["b"], rows[first][:n], solved("a"), solved("b"), draws, seed),
+            "runs_a": len(runs["a"]), "runs_b": len(runs["b"])}
 
 
 #: the baselines every planning run also executes on its episodes, by name, and their row keys
@@ -118,16 +133,18 @@ def compare_to_baseline(a: str | Path, baseline: str, draws: int = 2000, seed: i
     if missing:
         raise UserError(f"{a} records no {BASELINES[baseline]} for episode {missing[0]}; rerun the plan with this "
                         "version of dinoworld")
-    return _paired(str(a), baseline, rows, [bool(r[BASELINES[baseline]]) for r in rows], draws, seed)
+    return _paired(str(a), baseline, rows, [float(r["success"]) for r in rows],
+                   [float(r[BASELINES[baseline]]) for r in rows], draws, seed)
 
 
-def _paired(a: str, b: str, rows: list[dict[str, Any]], sb: list[bool], draws: int, seed: int) -> dict[str, Any]:
-    """The paired comparison of ``rows``' successes with ``sb`` on the same episodes."""
+def _paired(a: str, b: str, rows: list[dict[str, Any]], sa: list[float], sb: list[float], draws: int,
+            seed: int) -> dict[str, Any]:
+    """The paired comparison of successes ``sa`` with ``sb`` (per episode of ``rows``: 0 or 1, or the
+    fraction of several runs) on the same episodes."""
     n = len(rows)
-    sa = [bool(r["success"]) for r in rows]
     trajectories = [r.get("trajectory", i) for i, r in enumerate(rows)]
     diff, ci = paired_success_difference(sa, sb, draws, seed, groups=trajectories)
     return {"a": a, "b": b, "episodes": n, "trajectories": len(set(trajectories)),
             "success_a": float(np.mean(sa)) if n else None,
             "success_b": float(np.mean(sb)) if n else None, "difference": diff, "ci95": ci,
-            "only_a": sum(x and not y for x, y in zip(sa, sb)), "only_b": sum(y and not x for x, y in zip(sa, sb))}
+            "only_a": sum(x > y for x, y in zip(sa, sb)), "only_b": sum(y > x for x, y in zip(sa, sb))}
