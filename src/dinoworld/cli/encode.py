@@ -13,7 +13,8 @@ def _encode_args(p: argparse.ArgumentParser) -> None:
                                   "folder (every frame is encoded, for finetune --features)")
     p.add_argument("--out", required=True, help="cache folder (rerun the same command to resume)")
     p.add_argument("--encoder", default="dinov2-b14-reg",
-                   help="frozen encoder (default dinov2-b14-reg; also dinov3-s16/b16/l16, hf:<hub id or folder>)")
+                   help="frozen encoder (default dinov2-b14-reg; also dinov3-s16/b16/l16, hf:<hub id or folder>, "
+                        "and the weight-free stand-ins pixel-pyramid and pixel-pyramid-opponent; docs/encoders.md)")
     p.add_argument("--encoder-weights",
                    help="local folder/file (also a torch.hub DINOv2 .pth) or hub id of the encoder weights")
     p.add_argument("--fps", type=positive_float, default=8.0,
