@@ -157,3 +157,26 @@ def test_state_cost_weighs_both_parts_of_the_success_test():
     assert env.state_cost(goal, turned) == pytest.approx(0.5)
     ev = env.eval_state(goal, turned + np.array([0, 0, 0, 0, SUCCESS_ANGLE]))
     assert ev["position_success"] and not ev["angle_success"] and not ev["success"]
+
+
+def test_the_opponent_standin_sees_the_pusher(tmp_path):
+    """scripts/pusht_cost_weights.py: moving the pusher weighs far more, against moving the block as far,
+    in pixel-pyramid-opponent's standardised cost than in pixel-pyramid's, where the blur all but
+    erases the 2-px disc (the reason PushT plans with the opponent stand-in)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dinoworld.envs.collect import collect
+
+    collect("pusht", tmp_path / "pusht", episodes=4, steps=3, img_size=56, progress=False)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "pusht_cost_weights.py"
+    done = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "pusht"), "--episodes", "4",
+                           "--distances", "20"], capture_output=True, text=True, check=True)
+    ratio = {name: rows["20.0"]["ratio"] for name, rows in json.loads(done.stdout)["encoders"].items()}
+    assert ratio["pixel-pyramid"] < 0.15
+    assert ratio["pixel-pyramid-opponent"] > 3 * ratio["pixel-pyramid"]
+    too_few = subprocess.run([sys.executable, str(script), "--data", str(tmp_path / "pusht"), "--episodes", "5"],
+                             capture_output=True, text=True)
+    assert too_few.returncode == 2 and "fewer than 5 episodes" in too_few.stderr

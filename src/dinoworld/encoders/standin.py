@@ -8,11 +8,12 @@ landscape once objects stop overlapping; σ ≈ W/4 gives ~95 % CEM success on W
 
 ``pixel-pyramid-opponent`` is the same pyramid on opponent colours of the raw frame (brightness,
 red − green, blue − yellow) instead of ImageNet-normalised RGB. Blur weighs an object by its area, so
-in RGB a small object is outweighed by large ones: PushT's pusher, a disc under 2 px across at 56 px,
-moves the features a tenth as much as the block moved as far. In opponent colours an object whose hue
-nothing else in the scene has (the blue pusher) owns most of a channel's variance, and a predictor that
-standardises each channel (``PredictorConfig.standardize``, as the CPU configs do) then weighs its
-moves about as much as the block's. Same size (36 channels), same tokens.
+in RGB a small object is outweighed by large ones: moving PushT's pusher, a disc under 2 px across at
+56 px, changes the features a small fraction of what moving the block as far does. In opponent colours
+an object whose hue nothing else in the scene has (the blue pusher) owns most of a channel's variance,
+and a predictor that standardises each channel (``PredictorConfig.standardize``, as the CPU configs do)
+weighs its moves several times more (``scripts/pusht_cost_weights.py`` measures both). Same size (36
+channels), same tokens.
 """
 
 from __future__ import annotations
