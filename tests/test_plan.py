@@ -445,6 +445,32 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(wall_data
     assert _without_timing(on_disk[1]) == _without_timing(on_disk[0])
 
 
+def test_a_second_process_planning_into_the_same_folder_is_refused(tmp_path):
+    """Two plans appending to one episodes.jsonl would interleave their rows: the folder is locked."""
+    pytest.importorskip("fcntl")
+    from dinoworld.errors import UserError
+    from dinoworld.plan.protocol import PlanningConfig
+    from dinoworld.plan.runs import CEILING_FILES, prepare_out
+
+    out = tmp_path / "plan"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'w'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+                               str(out / ".episodes.jsonl.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        run = {"checkpoint": "c", "env": "wall", "collection": "x", "settings": {"episodes": 2}}
+        with pytest.raises(UserError, match="another process is planning into"):
+            prepare_out(out, run, PlanningConfig(), False)
+        assert not (out / "plan.json").exists()  # nothing written
+        assert prepare_out(out, run, PlanningConfig(), False, CEILING_FILES) == []  # a ceiling has its own lock
+    finally:
+        holder.kill()
+        holder.wait()
+    assert prepare_out(out, run, PlanningConfig(), False) == []  # free again once the other process is gone
+    assert prepare_out(out, run, PlanningConfig(), False) == []  # this process may come back to its folder
+
+
 def test_more_episodes_extend_a_finished_run(wall_data, tmp_path, monkeypatch, capsys):
     """A run asked again for more episodes keeps its finished full batches, plans the rest (the old last
     batch, cut short by the old count, again in full) and ends where a run of the new count ends."""

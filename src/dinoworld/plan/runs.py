@@ -5,7 +5,8 @@ records the checkpoint, data and settings; each batch has its own seeds, so the 
 an uninterrupted one). A rerun that asks for more episodes and changes nothing else extends the run:
 the episodes are drawn in a fixed order, so the first ones stay the same, and the finished batches that
 fit the new count are kept (a last batch cut short by the old count is planned again in full). Other
-settings, fewer episodes included, are refused unless ``overwrite``.
+settings, fewer episodes included, are refused unless ``overwrite``. One process at a time plans into a
+folder (per kind of run): a second one is refused while the first lives, since both would append rows.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: folders are not locked
+    fcntl = None  # type: ignore[assignment]
 
 from ..data.trajectories import collection_fingerprint
 from ..errors import UserError
@@ -97,10 +103,31 @@ def _compared(run: dict[str, Any]) -> dict[str, Any]:
             **_without_retired(run.get("settings", {}))}
 
 
+#: the folder locks this process holds, open until it exits
+_HELD: dict[Path, Any] = {}
+
+
+def hold_out(out_dir: Path, files: RunFiles = PLAN_FILES) -> None:
+    """Lock ``out_dir`` for one kind of run for as long as this process lives (the OS drops the lock when
+    the process ends, however it ends); another process that holds it means a refusal in one line."""
+    path = (out_dir / f".{files.rows}.lock").resolve()
+    if fcntl is None or path in _HELD:
+        return
+    fh = open(path, "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise UserError(f"another process is planning into {out_dir} (both would append to {files.rows}); "
+                        "wait for it to finish, or give another --out") from None
+    _HELD[path] = fh
+
+
 def prepare_out(out_dir: Path, run: dict[str, Any], cfg: PlanningConfig, overwrite: bool,
                 files: RunFiles = PLAN_FILES) -> list[dict[str, Any]]:
     """Make ``out_dir`` ready for ``run``; returns the rows of the batches an earlier, identical run finished."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    hold_out(out_dir, files)
     used = sorted(p for pattern in files.patterns for p in out_dir.glob(pattern) if p.is_file())
     rows: list[dict[str, Any]] = []
     plan_file = out_dir / files.identity
