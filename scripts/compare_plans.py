@@ -23,7 +23,7 @@ import argparse
 import json
 import sys
 
-from dinoworld.errors import UserError
+from dinoworld.errors import UserError, run_for_user
 from dinoworld.plan.report import BASELINES, compare_runs, compare_to_baseline
 
 
@@ -36,7 +36,8 @@ def main() -> int:
     a = p.parse_args()
     if (a.b is None) == (a.against is None):
         p.error("give a second run B or --against, not both")
-    try:
+
+    def compare() -> None:
         if a.b:
             r = compare_runs(a.a.split(","), a.b.split(","), a.draws)
         elif "," in a.a:
@@ -44,10 +45,7 @@ def main() -> int:
         else:
             r = compare_to_baseline(a.a, a.against, a.draws)
         print(json.dumps(r, indent=1))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_for_user(compare)[0]
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from dinoworld.errors import UserError
+from dinoworld.errors import UserError, run_for_user
 from dinoworld.model import WorldModel
 from dinoworld.train.finetune import context_check, prepare_finetune
 
@@ -36,7 +36,8 @@ def main() -> int:
     p.add_argument("--batches", type=int, default=8, help="held-out batches (default 8)")
     p.add_argument("overrides", nargs="*", help="the fine-tuning run's key=value overrides")
     a = p.parse_args()
-    try:
+
+    def check() -> None:
         clip = max(a.contexts) + a.targets
         cfg, info = prepare_finetune(a.env, a.data, "scratch", config=a.config, features=a.features,
                                      overrides=[*a.overrides, f"data.num_frames={clip}"])
@@ -47,12 +48,8 @@ def main() -> int:
         if wm.meta.training_resolution != cfg.stages[-1].resolution:
             raise UserError(f"the checkpoint was fine-tuned at {wm.meta.training_resolution} px, these settings "
                             f"read {cfg.stages[-1].resolution} px; give its stages override")
-        r = context_check(cfg, wm.predictor, a.batches, a.contexts, info)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(r, indent=1))
-    return 0
+        print(json.dumps(context_check(cfg, wm.predictor, a.batches, a.contexts, info), indent=1))
+    return run_for_user(check)[0]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import torch
 from dinoworld.data.trajectories import episode_path, read_episode
 from dinoworld.encoders import load_encoder
 from dinoworld.envs import make_env
-from dinoworld.errors import UserError
+from dinoworld.errors import UserError, run_for_user
 
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -64,15 +64,13 @@ def main() -> int:
     p.add_argument("--episodes", type=int, default=20, help="episodes whose first states are moved (default 20)")
     p.add_argument("--distances", type=float, nargs="+", default=[10, 20, 40], help="arena px (default 10 20 40)")
     a = p.parse_args()
-    try:
+
+    def measure() -> None:
         if not episode_path(a.data, a.episodes - 1).is_file():
             raise UserError(f"{a.data} holds fewer than {a.episodes} episodes; give a PushT collection or fewer "
                             "--episodes")
         print(json.dumps(cost_weights(Path(a.data), a.encoders, a.episodes, a.distances), indent=1))
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_for_user(measure)[0]
 
 
 if __name__ == "__main__":

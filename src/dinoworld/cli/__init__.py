@@ -14,10 +14,9 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import sys
 
-from ..errors import UserError, os_error_line
+from ..errors import run_for_user
 from . import collect, demo, encode, eval, finetune, info, make_probe, plan, rollout, train
 from .verb import Verb
 
@@ -79,20 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     as_json = bool(getattr(args, "json", False))
-    try:
-        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-            result = args._run(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:
-        if os.environ.get("DINOWORLD_TRACEBACK"):
-            raise
-        print(f"error: {os_error_line(err)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        status, result = run_for_user(lambda: args._run(args))
+    if status:
+        return status
     if isinstance(result, dict):
         if as_json:
             print(json.dumps(_finite(result), default=str, allow_nan=False), flush=True)
