@@ -13,8 +13,10 @@ rates, the difference, its interval, the number of episodes and of trajectories,
 episodes each side does better (with one run a side: how many episodes only that run solves).
 
 A side given as comma-separated folders is one setting under several seeds on the same episodes: each
-episode counts the fraction of its runs that solve it. The interval then resamples trajectories only;
-it does not measure how much other seeds would move the difference.
+episode counts the fraction of its runs that solve it, and each run's own success rate is listed.
+`ci95` then resamples trajectories only: it does not measure how much other seeds would move the
+difference. `ci95_seeds` resamples each side's runs as well (a two-level bootstrap), so it does; it
+needs three runs a side and is null with fewer.
 """
 
 from __future__ import annotations

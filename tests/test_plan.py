@@ -672,6 +672,30 @@ def test_runs_of_several_seeds_compare_averaged_per_episode(tmp_path):
     refused = subprocess.run([sys.executable, str(script), ",".join(a), "--against", "nothing"],
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "give one folder" in refused.stderr
+    assert (r["success_runs_a"], r["success_runs_b"], r["ci95_seeds"]) == ([0.5, 1.0], [0.0, 0.2], None)
+
+
+def test_three_seeds_a_side_give_an_interval_over_seeds_too(tmp_path):
+    """With three runs a side, ci95_seeds resamples the runs as well as the trajectories: equal to ci95
+    when a side's seeds agree on every episode, far wider when they disagree."""
+    from dinoworld.plan.report import compare_runs
+
+    def write(name, successes):
+        rows = [{"episode": i, "trajectory": i // 2, "start_step": 0, "success": s} for i, s in enumerate(successes)]
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "episodes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(tmp_path / name)
+
+    half = [True, False] * 20
+    agree = compare_runs([write(f"a{s}", half) for s in range(3)], [write(f"b{s}", [False] * 40) for s in range(3)],
+                         draws=400)
+    assert agree["difference"] == pytest.approx(0.5) and agree["ci95_seeds"] == pytest.approx(agree["ci95"])
+    spread = [write("c0", [True] * 40), write("c1", [False] * 40), write("c2", half)]
+    split = compare_runs(spread, [f"{tmp_path}/b{s}" for s in range(3)], draws=400)
+    assert split["difference"] == pytest.approx(0.5) and split["success_runs_a"] == [1.0, 0.0, 0.5]
+    width = {k: split[k][1] - split[k][0] for k in ("ci95", "ci95_seeds")}
+    assert width["ci95"] < 0.05 and width["ci95_seeds"] > 0.5  # one seed in three solves nothing
+    assert split["ci95_seeds"][0] < 0.05 < 0.95 < split["ci95_seeds"][1]
 
 
 def test_a_run_compares_paired_with_its_own_baselines(tmp_path):

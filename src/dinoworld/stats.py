@@ -1,5 +1,6 @@
 """Confidence intervals shared by the evaluations: Wilson for a success rate, a paired bootstrap for a
-difference of two methods measured on the same groups."""
+difference of two methods measured on the same groups, and a two-level one when each method ran
+under several seeds."""
 
 from __future__ import annotations
 
@@ -54,4 +55,37 @@ def paired_success_difference(a: list[bool], b: list[bool], draws: int = 2000, s
     return diff, ci
 
 
-__all__ = ["paired_bootstrap_ci", "paired_success_difference", "wilson_ci95"]
+def seeds_bootstrap_ci(a: np.ndarray, b: np.ndarray, groups: list[Any] | None = None, draws: int = 2000,
+                       seed: int = 0, min_runs: int = 3) -> list[float] | None:
+    """95 % interval of the difference in mean success between two settings, each run under several
+    seeds on the same episodes: ``a`` is ``(runs_a, episodes)`` and ``b`` ``(runs_b, episodes)`` of 0/1.
+
+    A two-level bootstrap: every draw resamples the groups (as :func:`paired_success_difference`,
+    the same draw for both sides) and, independently for each side, that side's runs. The interval
+    so covers the spread between seeds as well as the episode sample. ``None`` when a side has fewer
+    than ``min_runs`` runs (two values say nothing about a spread) or there are fewer than two groups."""
+    runs = {k: np.atleast_2d(np.asarray(v, np.float64)) for k, v in (("a", a), ("b", b))}
+    if min(len(r) for r in runs.values()) < min_runs:
+        return None
+    n = runs["a"].shape[1]
+    if runs["b"].shape[1] != n:
+        raise ValueError(f"the two sides cover {n} and {runs['b'].shape[1]} episodes")
+    labels = np.arange(n) if groups is None else np.asarray(groups)
+    _, which = np.unique(labels, return_inverse=True)
+    g = int(which.max()) + 1 if n else 0
+    if g < 2:
+        return None
+    count = np.bincount(which, minlength=g).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(g, np.full(g, 1.0 / g), size=draws)
+
+    def score(r: np.ndarray) -> np.ndarray:
+        sums = np.stack([np.bincount(which, weights=row, minlength=g) for row in r])  # (runs, groups)
+        picked = rng.multinomial(len(r), np.full(len(r), 1.0 / len(r)), size=draws) / len(r)  # (draws, runs)
+        return ((picked @ sums) * w).sum(1) / (w * count).sum(1)
+
+    d = score(runs["a"]) - score(runs["b"])
+    return [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))]
+
+
+__all__ = ["paired_bootstrap_ci", "paired_success_difference", "seeds_bootstrap_ci", "wilson_ci95"]

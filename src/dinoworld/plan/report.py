@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..stats import paired_success_difference, wilson_ci95
+from ..stats import paired_success_difference, seeds_bootstrap_ci, wilson_ci95
 from .protocol import EpisodeSpec, PlanningConfig
 from .task import PlanningTask
 
@@ -97,9 +97,11 @@ def compare_runs(a: str | Path | list, b: str | Path | list, draws: int = 2000, 
 
     Either side may be a list of runs of one setting under other seeds (``finetune`` with another
     ``seed``, same ``finetune.split_seed``), all on the same episodes: each episode then counts the
-    fraction of that side's runs that solve it. The interval still resamples only trajectories, so it
-    says how much the episode sample moves the seed-averaged difference, not how much another set of
-    seeds would (with two seeds per side, that spread cannot be estimated)."""
+    fraction of that side's runs that solve it. ``ci95`` still resamples only trajectories: it says how
+    much the episode sample moves the seed-averaged difference. ``ci95_seeds`` resamples each side's
+    runs too (:func:`~dinoworld.stats.seeds_bootstrap_ci`), so it also covers how much another set of
+    seeds would move it; it needs three runs a side and is ``None`` with fewer. ``success_runs_a`` and
+    ``success_runs_b`` are each run's own success rate."""
     runs = {side: [Path(f) for f in (x if isinstance(x, (list, tuple)) else [x])] for side, x in (("a", a), ("b", b))}
     rows = {f: _rows(f) for f in [*runs["a"], *runs["b"]]}
     n = min(len(r) for r in rows.values())
@@ -111,12 +113,16 @@ def compare_runs(a: str | Path | list, b: str | Path | list, draws: int = 2000, 
                                 f"{[x.get(k) for k in EPISODE_KEYS]} vs {[y.get(k) for k in EPISODE_KEYS]}); "
                                 "compare runs with the same --data, --episodes, --seed and protocol")
 
-    def solved(side: str) -> list[float]:
-        return [float(np.mean([bool(rows[f][i]["success"]) for f in runs[side]])) for i in range(n)]
-
+    # wins[side]: (runs, episodes), 1 where that run solved that episode
+    wins = {side: np.array([[float(bool(r["success"])) for r in rows[f][:n]] for f in fs]).reshape(len(fs), n)
+            for side, fs in runs.items()}
     name = {side: ",".join(map(str, fs)) for side, fs in runs.items()}
-    return {**_paired(name["a"], name["b"], rows[first][:n], solved("a"), solved("b"), draws, seed),
-            "runs_a": len(runs["a"]), "runs_b": len(runs["b"])}
+    trajectories = [r.get("trajectory", i) for i, r in enumerate(rows[first][:n])]
+    return {**_paired(name["a"], name["b"], rows[first][:n], wins["a"].mean(0).tolist(), wins["b"].mean(0).tolist(),
+                      draws, seed),
+            "runs_a": len(runs["a"]), "runs_b": len(runs["b"]),
+            **{f"success_runs_{side}": w.mean(1).tolist() if n else [] for side, w in wins.items()},
+            "ci95_seeds": seeds_bootstrap_ci(wins["a"], wins["b"], trajectories, draws, seed)}
 
 
 #: the baselines every planning run also executes on its episodes, by name, and their row keys
