@@ -35,6 +35,15 @@ def paired_bootstrap_ci(score: Callable[[str, np.ndarray], np.ndarray], a: str, 
     return [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))] if d.size else None
 
 
+def _group_index(groups: list[Any] | None, n: int) -> tuple[np.ndarray, int]:
+    """Each of ``n`` episodes' group as an index ``0..G-1``, and ``G``; by default each its own group."""
+    labels = np.arange(n) if groups is None else np.asarray(groups)
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} group labels for {n} episodes")
+    _, which = np.unique(labels, return_inverse=True)
+    return which, (int(which.max()) + 1 if n else 0)
+
+
 def paired_success_difference(a: list[bool], b: list[bool], draws: int = 2000, seed: int = 0,
                               groups: list[Any] | None = None) -> tuple[float, list[float] | None]:
     """``mean(a) - mean(b)`` of two success lists over the same episodes, with the 95 % interval of a
@@ -43,11 +52,7 @@ def paired_success_difference(a: list[bool], b: list[bool], draws: int = 2000, s
     layout) are not counted as independent; by default every episode is its own group."""
     if len(a) != len(b):
         raise ValueError(f"paired lists differ in length: {len(a)} and {len(b)}")
-    labels = np.arange(len(a)) if groups is None else np.asarray(groups)
-    if len(labels) != len(a):
-        raise ValueError(f"{len(labels)} group labels for {len(a)} episodes")
-    _, which = np.unique(labels, return_inverse=True)
-    g = int(which.max()) + 1 if len(a) else 0
+    which, g = _group_index(groups, len(a))
     count = np.bincount(which, minlength=g).astype(np.float64)
     wins = {k: np.bincount(which, weights=np.asarray(v, np.float64), minlength=g) for k, v in (("a", a), ("b", b))}
     diff = float((wins["a"].sum() - wins["b"].sum()) / len(a)) if len(a) else 0.0
@@ -70,9 +75,7 @@ def seeds_bootstrap_ci(a: np.ndarray, b: np.ndarray, groups: list[Any] | None = 
     n = runs["a"].shape[1]
     if runs["b"].shape[1] != n:
         raise ValueError(f"the two sides cover {n} and {runs['b'].shape[1]} episodes")
-    labels = np.arange(n) if groups is None else np.asarray(groups)
-    _, which = np.unique(labels, return_inverse=True)
-    g = int(which.max()) + 1 if n else 0
+    which, g = _group_index(groups, n)
     if g < 2:
         return None
     count = np.bincount(which, minlength=g).astype(np.float64)
