@@ -362,6 +362,27 @@ def test_gradient_planning_runs_through_the_world_model(wall_data):
     assert (after.cost < before.cost).all(), (before.cost, after.cost)
 
 
+def test_the_model_sees_the_actions_clipped_as_the_simulator_executes_them(wall_data):
+    """Sampled actions beyond the env's bounds reach the model clipped, as a clipping simulator runs them."""
+    wm = _world_model(wall_data)
+    task = PlanningTask(wm, "wall", wall_data)
+    task.env.clip_actions = True  # Wall applies its actions as given; stand in for a world that clips them
+    specs = list(task.episodes(2, 25, 0))
+    starts, goals = [s.start_state for s in specs], task.latents([s.goal_state for s in specs])
+    big = 4 * torch.randn(2, 3, 5, 2 * F, generator=torch.Generator().manual_seed(0))
+    low, high = task.env.action_low, task.env.action_high
+    clipped = task.space.clip(big, low, high)
+    raw = task.space.denormalize(big)
+    assert torch.allclose(task.space.denormalize(clipped), raw.clamp(low, high), atol=1e-5)
+    assert ((raw < low) | (raw > high)).any()  # the draw does leave the bounds
+    on = task.cost(starts, goals, PlanningConfig())
+    off = task.cost(starts, goals, PlanningConfig(clip_model_actions=False))
+    assert torch.allclose(on(big), off(clipped))
+    assert not torch.allclose(off(big), on(big))
+    task.env.clip_actions = False  # a world that does not clip: the model sees the actions as sampled
+    assert torch.allclose(task.cost(starts, goals, PlanningConfig())(big), off(big))
+
+
 def test_bf16_rollout_is_close_to_fp32():
     p = _random_action_predictor(in_dim=8)
     gen = torch.Generator().manual_seed(2)

@@ -40,6 +40,10 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mpc-steps", type=positive_int, help="MPC: env actions in all (default 50; dino-wm 10 plans)")
     p.add_argument("--lr", type=positive_float, default=0.1, help="GD: Adam learning rate")
     p.add_argument("--batch", type=positive_int, default=16, help="episodes planned together")
+    p.add_argument("--unclipped-model-actions", action="store_true",
+                   help="feed the world model the sampled actions as they are, beyond the env's bounds too; by "
+                        "default it sees them clipped, as PointMaze and PushT execute them (plans before this "
+                        "option existed ran unclipped)")
     p.add_argument("--no-oracle", action="store_true", help="skip CEM with the simulator as the model")
     p.add_argument("--chunk", type=positive_int, help="candidates per forward pass (default: from the memory budget)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         goal_steps=given("goal_steps", base.goal_steps), nontrivial=args.nontrivial,
         replan_every=given("replan_every", base.replan_every), mpc_steps=given("mpc_steps", base.mpc_steps),
         episodes=given("episodes", base.episodes), batch=args.batch, seed=given("seed", base.seed),
-        oracle=not args.no_oracle, chunk=args.chunk, precision=args.precision)
+        clip_model_actions=not args.unclipped_model_actions, oracle=not args.no_oracle, chunk=args.chunk, precision=args.precision)
     if args.ceiling:
         return _ceiling(wm, args, cfg)
     s = evaluate(wm, args.env, args.data, cfg, out=args.out, overwrite=args.overwrite)

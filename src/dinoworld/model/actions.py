@@ -102,6 +102,13 @@ class ActionSpace(nn.Module):
         raw = ungroup_actions(actions.to(self.mean.device, torch.float32), self.frameskip)
         return raw * self.std + self.mean
 
+    def clip(self, actions: torch.Tensor, low: float, high: float) -> torch.Tensor:
+        """Normalised model actions ``(..., n, f·A)`` whose raw values are clipped to ``[low, high]``: the
+        actions as a simulator that clips them executes them."""
+        lo = ((low - self.mean) / self.std).repeat(self.frameskip)
+        hi = ((high - self.mean) / self.std).repeat(self.frameskip)
+        return actions.clamp(lo.to(actions), hi.to(actions))
+
     def extra_repr(self) -> str:
         return (f"raw_dim={self.raw_dim}, frameskip={self.frameskip}, control_rate_hz={self.control_rate_hz}, "
                 f"env={self.env}")

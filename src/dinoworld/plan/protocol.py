@@ -45,6 +45,10 @@ class PlanningConfig:
     #: keep only pairs that doing nothing (zero actions for the executed length) does not solve, so a
     #: planner must act; off by default, as in the paper, where every reachable pair counts
     nontrivial: bool = False
+    #: show the world model the actions as the simulator executes them, clipped to the env's bounds
+    #: (worlds that clip: PointMaze, PushT). False feeds them as sampled, so the search can credit the
+    #: model with forces the simulator never applies (how planning ran before this setting existed)
+    clip_model_actions: bool = True
     replan_every: int = 5  #: MPC: env actions executed between plans (0 < m <= H x frameskip)
     mpc_steps: int = 50  #: MPC: env actions in all
     episodes: int = 512

@@ -147,6 +147,9 @@ class PlanningTask:
         roll = LatentRollout(self.wm.predictor, ctx, times, self.space.step_seconds, chunk=cfg.chunk)
         std = self.wm.predictor.standardize  # the space the model was trained in (identity by default)
         goal = std(goal_latents)
+        if cfg.clip_model_actions and self.env.clip_actions:
+            low, high = self.env.action_low, self.env.action_high
+            return lambda actions: latent_distance(std(roll(self.space.clip(actions, low, high))), goal)
         return lambda actions: latent_distance(std(roll(actions)), goal)
 
     def simulator_cost(self, start_states: list[np.ndarray], goal_latents: torch.Tensor) -> Cost:
