@@ -379,8 +379,22 @@ def test_the_model_sees_the_actions_clipped_as_the_simulator_executes_them(wall_
     off = task.cost(starts, goals, PlanningConfig(clip_model_actions=False))
     assert torch.allclose(on(big), off(clipped))
     assert not torch.allclose(off(big), on(big))
+    raw_np = np.array([[low - 1.0, 0.0], [0.0, high + 0.5], [0.0, 0.0], [low, high]])
+    assert task.clipped_fraction(raw_np) == 2 / 8  # the bounds themselves are not clipped
     task.env.clip_actions = False  # a world that does not clip: the model sees the actions as sampled
     assert torch.allclose(task.cost(starts, goals, PlanningConfig())(big), off(big))
+    assert task.clipped_fraction(raw_np) is None
+
+
+def test_open_loop_rows_say_how_much_of_each_plan_the_simulator_clips(wall_data, monkeypatch):
+    cfg = PlanningConfig(cem=CEMConfig(8, 1, 2), episodes=2, batch=2, oracle=False)
+    s = evaluate(_world_model(wall_data), "wall", wall_data, cfg, progress=False)
+    assert "clipped_action_fraction" not in s  # Wall applies any action
+    seen: list[np.ndarray] = []  # a world that clips: each episode's executed plan, numbered as it comes
+    monkeypatch.setattr(PlanningTask, "clipped_fraction", lambda self, raw: seen.append(raw) or len(seen) / 4)
+    s = evaluate(_world_model(wall_data), "wall", wall_data, cfg, progress=False)
+    assert [r.shape for r in seen] == [(cfg.horizon * F, 2)] * 2
+    assert s["clipped_action_fraction"] == (0.25 + 0.5) / 2
 
 
 def test_bf16_rollout_is_close_to_fp32():

@@ -115,6 +115,7 @@ def _plan_batches(task: PlanningTask, specs: list[EpisodeSpec], rows: list[dict[
             raw = task.space.denormalize(plan.actions).cpu().numpy()
             secs = (time.perf_counter() - t0) / len(batch)
             results = [task.execute(s.start_state, raw[i], s.goal_state, records[i]) for i, s in enumerate(batch)]
+        clipped = [None] * len(batch) if cfg.closed_loop else [task.clipped_fraction(r) for r in raw]
         oracle = None
         if cfg.oracle:
             oplan = task.plan(task.simulator_cost([s.start_state for s in batch], goals), len(batch), oracle_cfg, gen,
@@ -135,6 +136,8 @@ def _plan_batches(task: PlanningTask, specs: list[EpisodeSpec], rows: list[dict[
                    "idle_success": s.idle_success,
                    "random_final_distance": float(rev["distance"]),
                    **{k: v for k, v in ev.items() if k not in ("success", "distance")}}  # the test's parts
+            if clipped[i] is not None:
+                row["clipped_action_fraction"] = clipped[i]  # of the executed plan's action entries
             if oracle is not None:
                 oev = task.env.eval_state(s.goal_state, oracle[i][0])
                 row.update(oracle_success=bool(oev["success"]), oracle_final_distance=float(oev["distance"]))

@@ -35,6 +35,8 @@ def summarize(rows: list[dict[str, Any]], cfg: PlanningConfig, plan_seconds: lis
         "settings": {k: v for k, v in asdict(cfg).items()},
         "device": str(task.wm.device), "resolution": task.resolution,
     }
+    if rows and "clipped_action_fraction" in rows[0]:  # the planned actions beyond the env's bounds
+        out["clipped_action_fraction"] = float(np.mean([r["clipped_action_fraction"] for r in rows]))
     if rows and "oracle_success" in rows[0]:
         out["oracle_success_rate"] = float(np.mean([r["oracle_success"] for r in rows]))
     return out

@@ -131,6 +131,12 @@ class PlanningTask:
         """``(B, h, w, D)`` latents of states."""
         return self.wm.encode(self.frames(states)[:, None])[:, 0]
 
+    def clipped_fraction(self, raw_actions: np.ndarray) -> float | None:
+        """The share of ``raw_actions``' entries the simulator clips (None in a world that applies any action)."""
+        if not self.env.clip_actions:
+            return None
+        return float(np.mean((raw_actions < self.env.action_low) | (raw_actions > self.env.action_high)))
+
     def execute(self, state: np.ndarray, raw_actions: np.ndarray, goal: np.ndarray,
                 record: list[np.ndarray] | None = None) -> tuple[np.ndarray, int | None]:
         """Run env actions from ``state``; returns the final state and the first step at which the goal was met."""
