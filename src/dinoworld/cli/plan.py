@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         goal_steps=given("goal_steps", base.goal_steps), nontrivial=args.nontrivial,
         replan_every=given("replan_every", base.replan_every), mpc_steps=given("mpc_steps", base.mpc_steps),
         episodes=given("episodes", base.episodes), batch=args.batch, seed=given("seed", base.seed),
-        clip_model_actions=not args.unclipped_model_actions, oracle=not args.no_oracle, chunk=args.chunk, precision=args.precision)
+        clip_model_actions=not args.unclipped_model_actions, oracle=not args.no_oracle, chunk=args.chunk,
+        precision=args.precision)
     if args.ceiling:
         return _ceiling(wm, args, cfg)
     s = evaluate(wm, args.env, args.data, cfg, out=args.out, overwrite=args.overwrite)
