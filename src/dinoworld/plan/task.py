@@ -153,10 +153,13 @@ class PlanningTask:
         roll = LatentRollout(self.wm.predictor, ctx, times, self.space.step_seconds, chunk=cfg.chunk)
         std = self.wm.predictor.standardize  # the space the model was trained in (identity by default)
         goal = std(goal_latents)
-        if cfg.clip_model_actions and self.env.clip_actions:
-            low, high = self.env.action_low, self.env.action_high
-            return lambda actions: latent_distance(std(roll(self.space.clip(actions, low, high))), goal)
-        return lambda actions: latent_distance(std(roll(actions)), goal)
+        clip = cfg.clip_model_actions and self.env.clip_actions  # as the simulator will execute them
+
+        def cost(actions: torch.Tensor) -> torch.Tensor:
+            if clip:
+                actions = self.space.clip(actions, self.env.action_low, self.env.action_high)
+            return latent_distance(std(roll(actions)), goal)
+        return cost
 
     def simulator_cost(self, start_states: list[np.ndarray], goal_latents: torch.Tensor) -> Cost:
         """Cost of candidates by running them in the simulator and encoding the final frame."""
